@@ -1,0 +1,86 @@
+//! Small agents that show the runtime's features; the tests and the README's worked
+//! example run them. None is enabled in `settings.toml`.
+
+use std::collections::BTreeSet;
+use std::sync::{LazyLock, Mutex};
+
+use cta_stream::prelude::*;
+
+/// The README's example: `{"text": "hi"}` in, `{"text": "HI"}` out to the first sink.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Greeting {
+    pub text: String,
+}
+
+pub async fn shout(ctx: AgentContext, mut greetings: Stream<Greeting>) -> AgentResult {
+    let out = first_sink(&ctx)?;
+    while let Some(event) = greetings.next().await? {
+        let loud = Greeting {
+            text: event.value.text.to_uppercase(),
+        };
+        ctx.send(&out, event.key.as_ref(), &loud).await?;
+    }
+    Ok(())
+}
+register_agent!("shout", shout);
+
+/// Forwards any JSON value unchanged (the benchmark's pass-through agent).
+pub async fn forward(ctx: AgentContext, mut events: Stream<serde_json::Value>) -> AgentResult {
+    let out = first_sink(&ctx)?;
+    while let Some(event) = events.next().await? {
+        ctx.send(&out, event.key.as_ref(), &event.value).await?;
+    }
+    Ok(())
+}
+register_agent!("forward", forward);
+
+/// Emits `{"n": .., "at_ms": ..}` to its first sink at every tick of its timer.
+pub async fn ticker(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
+    let out = first_sink(&ctx)?;
+    while let Some(tick) = ticks.next().await? {
+        ctx.send(&out, Some(&tick.value.n.to_string()), &tick.value).await?;
+    }
+    Ok(())
+}
+register_agent!("ticker", ticker);
+
+/// A job that may ask its agent to fail or panic, once per event.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Job {
+    pub id: u64,
+    #[serde(default)]
+    pub fail: bool,
+    #[serde(default)]
+    pub panic: bool,
+}
+
+static FAILED_ONCE: LazyLock<Mutex<BTreeSet<(String, i32, i64)>>> = LazyLock::new(Default::default);
+
+/// Copies jobs to its first sink; a job marked `fail` (or `panic`) makes the agent fail
+/// the first time it is seen, to exercise supervision and the error policies.
+pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
+    let out = first_sink(&ctx)?;
+    while let Some(event) = jobs.next().await? {
+        let first_time = FAILED_ONCE
+            .lock()
+            .map_err(|_| anyhow!("lock poisoned"))?
+            .insert((event.topic.to_string(), event.partition, event.offset));
+        if event.value.fail && first_time {
+            bail!("job {} failed on purpose", event.value.id);
+        }
+        if event.value.panic && first_time {
+            panic!("job {} panicked on purpose", event.value.id);
+        }
+        ctx.send(&out, event.key.as_ref(), &event.value).await?;
+    }
+    Ok(())
+}
+register_agent!("jobs", jobs);
+
+fn first_sink(ctx: &AgentContext) -> anyhow::Result<String> {
+    ctx.agent_settings()
+        .sinks
+        .first()
+        .cloned()
+        .with_context(|| format!("agent {} needs a sink: add `sinks = [\"topic\"]` to agents.{}", ctx.name(), ctx.name()))
+}

@@ -1,0 +1,133 @@
+//! What an agent reaches the runtime through: its settings and parameters, and sending
+//! records whose delivery is tied to the event being processed.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::app::AppShared;
+use crate::kafka::producer::{DeliveryTag, OutRecord};
+use crate::settings::{AgentSettings, ServiceSettings, Settings};
+use crate::stream::Port;
+
+use super::status::AgentStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot encode a record for topic {topic}: {source}")]
+    Encode {
+        topic: String,
+        source: crate::codec::CodecError,
+    },
+    #[error("cannot enqueue a record for topic {topic}: {source}")]
+    Enqueue {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+/// Handed to each agent instance; cheap to clone.
+#[derive(Clone)]
+pub struct AgentContext {
+    pub(crate) app: Arc<AppShared>,
+    pub(crate) name: Arc<str>,
+    pub(crate) instance: usize,
+    pub(crate) settings: Arc<AgentSettings>,
+    pub(crate) status: Arc<AgentStatus>,
+    pub(crate) port: Arc<Port>,
+}
+
+impl AgentContext {
+    /// The agent's name in the settings.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which of the agent's `concurrency` instances this is (0-based).
+    pub fn instance(&self) -> usize {
+        self.instance
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app.settings.app.id
+    }
+
+    pub fn app_settings(&self) -> &Settings {
+        &self.app.settings
+    }
+
+    pub fn agent_settings(&self) -> &AgentSettings {
+        &self.settings
+    }
+
+    pub fn services(&self) -> &ServiceSettings {
+        &self.app.settings.services
+    }
+
+    /// The agent's `[agents.<name>.params]` table as a typed value.
+    pub fn params<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+        T::deserialize(toml::Value::Table(self.settings.params.clone())).map_err(|e| {
+            anyhow::anyhow!(
+                "bad setting `agents.{}.params` in {}: {e}",
+                self.name,
+                self.app.settings.source
+            )
+        })
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.port.shutdown.borrow()
+    }
+
+    /// Encodes `key` and `value` with the codecs of `topic`'s settings and produces
+    /// them. The event being processed is acked only once this record is delivered.
+    pub async fn send<K, V>(&self, topic: &str, key: Option<&K>, value: &V) -> Result<(), SendError>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        let codecs = self
+            .app
+            .codecs
+            .for_topic(topic)
+            .map_err(|source| SendError::Encode {
+                topic: topic.to_string(),
+                source,
+            })?;
+        let enc = |source| SendError::Encode {
+            topic: topic.to_string(),
+            source,
+        };
+        let key = match key {
+            Some(k) => Some(codecs.key.encode(k).await.map_err(enc)?),
+            None => None,
+        };
+        let value = codecs.value.encode(value).await.map_err(enc)?;
+        self.send_record(OutRecord {
+            topic: topic.to_string(),
+            key,
+            value: Some(value),
+            ..OutRecord::default()
+        })
+        .await
+    }
+
+    /// Produces a record as it is (bytes already encoded).
+    pub async fn send_record(&self, rec: OutRecord) -> Result<(), SendError> {
+        let tag = DeliveryTag {
+            token: self.port.current_token(),
+            status: Some(self.status.clone()),
+        };
+        self.app
+            .producer
+            .send(&rec, tag)
+            .await
+            .map_err(|source| SendError::Enqueue {
+                topic: rec.topic.clone(),
+                source,
+            })?;
+        AgentStatus::incr(&self.status.events_out);
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Agents: async functions over a stream of events, registered by name, supervised and
+//! restarted on failure, with a per-agent error policy.
+
+pub mod backoff;
+pub mod context;
+pub mod policy;
+pub mod registry;
+pub(crate) mod runner;
+pub(crate) mod source;
+pub mod status;
+pub(crate) mod supervisor;
+
+pub use context::{AgentContext, SendError};
+pub use policy::headers as dead_letter_headers;
+pub use registry::{AgentFn, AgentRegistration, AgentRegistry, AgentResult, RawKey};
+pub use status::{AgentState, AgentStatus, StatusSnapshot};

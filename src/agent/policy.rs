@@ -1,0 +1,145 @@
+//! The error policy of an agent, applied to an event that could not be decoded or
+//! processed: `fail` (deliver it again after a restart), `skip` (log and count) or
+//! `dead-letter` (write it to `<app-id>-<agent>-dlq` with headers naming the error).
+
+use std::sync::Arc;
+
+use crate::kafka::producer::{DeliveryTag, OutRecord, SharedProducer};
+use crate::settings::ErrorPolicy;
+use crate::stream::ack::AckToken;
+use crate::stream::event::RawEvent;
+
+use super::status::AgentStatus;
+
+/// Header names of dead-lettered records.
+pub mod headers {
+    pub const ERROR: &str = "dlq.error";
+    pub const KIND: &str = "dlq.error.kind";
+    pub const AGENT: &str = "dlq.agent";
+    pub const TOPIC: &str = "dlq.source.topic";
+    pub const PARTITION: &str = "dlq.source.partition";
+    pub const OFFSET: &str = "dlq.source.offset";
+    pub const TIMESTAMP: &str = "dlq.source.timestamp";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Decode,
+    Process,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Decode => "decode",
+            FailureKind::Process => "process",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Skipped,
+    DeadLettered,
+    /// Policy `fail`: the caller fails the agent and the event comes again.
+    Fail,
+}
+
+pub struct ErrorHandler {
+    pub policy: ErrorPolicy,
+    pub agent: String,
+    pub dead_letter_topic: String,
+    producer: SharedProducer,
+    status: Arc<AgentStatus>,
+}
+
+impl ErrorHandler {
+    pub fn new(
+        policy: ErrorPolicy,
+        agent: &str,
+        dead_letter_topic: String,
+        producer: SharedProducer,
+        status: Arc<AgentStatus>,
+    ) -> Self {
+        Self {
+            policy,
+            agent: agent.to_string(),
+            dead_letter_topic,
+            producer,
+            status,
+        }
+    }
+
+    /// Applies the policy to `raw`. With `skip` the token is dropped (acked); with
+    /// `dead-letter` it rides on the dead-letter record and is acked on its delivery.
+    pub async fn dispose(
+        &self,
+        raw: &RawEvent,
+        token: Option<AckToken>,
+        kind: FailureKind,
+        error: &str,
+    ) -> Disposition {
+        match self.policy {
+            ErrorPolicy::Fail => Disposition::Fail,
+            ErrorPolicy::Skip => {
+                AgentStatus::incr(&self.status.skipped);
+                tracing::warn!(
+                    agent = %self.agent,
+                    topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                    kind = kind.as_str(),
+                    "skipping event: {error}"
+                );
+                Disposition::Skipped
+            }
+            ErrorPolicy::DeadLetter => {
+                let mut rec = OutRecord {
+                    topic: self.dead_letter_topic.clone(),
+                    partition: None,
+                    key: raw.key.as_ref().map(|k| k.to_vec()),
+                    value: raw.value.as_ref().map(|v| v.to_vec()),
+                    headers: raw.headers.clone(),
+                    timestamp: raw.timestamp,
+                };
+                rec.headers.insert(headers::ERROR, error.to_string());
+                rec.headers.insert(headers::KIND, kind.as_str());
+                rec.headers.insert(headers::AGENT, self.agent.clone());
+                rec.headers.insert(headers::TOPIC, raw.topic.to_string());
+                rec.headers
+                    .insert(headers::PARTITION, raw.partition.to_string());
+                rec.headers.insert(headers::OFFSET, raw.offset.to_string());
+                if let Some(ts) = raw.timestamp {
+                    rec.headers.insert(headers::TIMESTAMP, ts.to_string());
+                }
+                let tag = DeliveryTag {
+                    token: token.clone(),
+                    status: Some(self.status.clone()),
+                };
+                match self.producer.send(&rec, tag).await {
+                    Ok(()) => {
+                        AgentStatus::incr(&self.status.dead_lettered);
+                        tracing::warn!(
+                            agent = %self.agent,
+                            topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                            dlq = %self.dead_letter_topic,
+                            kind = kind.as_str(),
+                            "dead-lettered event: {error}"
+                        );
+                        Disposition::DeadLettered
+                    }
+                    Err(e) => {
+                        // Not written anywhere: it must not be acked.
+                        if let Some(t) = &token {
+                            t.fail(format!("dead-letter write failed: {e}"));
+                        }
+                        tracing::error!(
+                            agent = %self.agent,
+                            dlq = %self.dead_letter_topic,
+                            "cannot write to the dead-letter topic ({e}); the event will be processed again"
+                        );
+                        Disposition::DeadLettered
+                    }
+                }
+            }
+        }
+    }
+}

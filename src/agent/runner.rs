@@ -1,0 +1,206 @@
+//! Starting an agent: its codecs, error handler, instances with their supervisors and,
+//! for topic sources, its consumer. Everything that can fail on bad settings fails in
+//! `prepare`, before the worker starts anything.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use tokio::sync::{mpsc, watch};
+
+use super::context::AgentContext;
+use super::policy::ErrorHandler;
+use super::registry::AgentFn;
+use super::source::{SourceContext, SourceLoop, TrackerMap};
+use super::status::AgentStatus;
+use super::supervisor::supervise;
+use crate::app::AppShared;
+use crate::codec::{codec_for, Codec, Part};
+use crate::kafka::client::{client_config, ClientKind};
+use crate::settings::{AgentSettings, ProcessingGuarantee, Source};
+use crate::stream::typed::{Dispatched, Feed};
+use crate::stream::Port;
+
+/// Events buffered per instance between the consumer and the agent.
+const INSTANCE_QUEUE: usize = 1024;
+
+pub(crate) struct PreparedAgent {
+    name: String,
+    settings: Arc<AgentSettings>,
+    func: AgentFn,
+    status: Arc<AgentStatus>,
+    ports: Vec<Arc<Port>>,
+    kafka: Option<KafkaSide>,
+}
+
+struct KafkaSide {
+    consumer: Arc<StreamConsumer<SourceContext>>,
+    trackers: Arc<TrackerMap>,
+    senders: Vec<mpsc::Sender<Dispatched>>,
+}
+
+impl PreparedAgent {
+    pub fn prepare(
+        app: &Arc<AppShared>,
+        name: &str,
+        settings: Arc<AgentSettings>,
+        func: AgentFn,
+        status: Arc<AgentStatus>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let source = settings.source();
+        let registry = app.codecs.registry();
+        let source_name = format!("agents.{name}.source");
+        let (value_codec, key_codec) = match &source {
+            Source::Timer(_) => (Codec::Json, Codec::Raw),
+            _ => (
+                codec_for(settings.codec, &source_name, Part::Value, None, registry)
+                    .map_err(|e| anyhow::anyhow!("agents.{name}.codec: {e}"))?,
+                codec_for(settings.key_codec, &source_name, Part::Key, None, registry)
+                    .map_err(|e| anyhow::anyhow!("agents.{name}.key_codec: {e}"))?,
+            ),
+        };
+        let handler = Arc::new(ErrorHandler::new(
+            settings.on_error,
+            name,
+            app.settings.dead_letter_topic(name),
+            app.producer.clone(),
+            status.clone(),
+        ));
+        let mut feeds = Vec::new();
+        let mut kafka = None;
+        match &source {
+            Source::Timer(every) => {
+                for _ in 0..settings.concurrency {
+                    feeds.push(Feed::timer(name, *every));
+                }
+            }
+            Source::Topics(_) | Source::Pattern(_) => {
+                let trackers = Arc::new(TrackerMap::default());
+                let mut cfg = client_config(&app.settings, ClientKind::Consumer);
+                cfg.set("group.id", app.settings.group_id(name));
+                cfg.set(
+                    "auto.offset.reset",
+                    if settings.from_beginning {
+                        "earliest"
+                    } else {
+                        "latest"
+                    },
+                );
+                if app.settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                    cfg.set("isolation.level", "read_committed");
+                }
+                let consumer: StreamConsumer<SourceContext> = cfg
+                    .create_with_context(SourceContext {
+                        agent: name.to_string(),
+                        trackers: trackers.clone(),
+                    })
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot create the consumer of agent {name}: {e}")
+                    })?;
+                let subscription: Vec<String> = match &source {
+                    Source::Topics(t) => t.clone(),
+                    Source::Pattern(p) => vec![p.clone()],
+                    Source::Timer(_) => unreachable!(),
+                };
+                let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
+                consumer.subscribe(&refs).map_err(|e| {
+                    anyhow::anyhow!("agent {name} cannot subscribe to {refs:?}: {e}")
+                })?;
+                let mut senders = Vec::new();
+                for _ in 0..settings.concurrency {
+                    let (tx, rx) = mpsc::channel(INSTANCE_QUEUE);
+                    senders.push(tx);
+                    feeds.push(Feed::Kafka(rx));
+                }
+                kafka = Some(KafkaSide {
+                    consumer: Arc::new(consumer),
+                    trackers,
+                    senders,
+                });
+            }
+        }
+        let ports = feeds
+            .into_iter()
+            .map(|feed| {
+                Arc::new(Port {
+                    feed: Mutex::new(Some(feed)),
+                    current: Mutex::new(None),
+                    shutdown: shutdown.clone(),
+                    value_codec: value_codec.clone(),
+                    key_codec: key_codec.clone(),
+                    handler: handler.clone(),
+                    status: status.clone(),
+                })
+            })
+            .collect();
+        Ok(Self {
+            name: name.to_string(),
+            settings,
+            func,
+            status,
+            ports,
+            kafka,
+        })
+    }
+
+    /// Runs until shutdown, then stops cleanly: instances finish their event, records
+    /// are delivered, offsets committed.
+    pub async fn run(self, app: Arc<AppShared>, shutdown: watch::Receiver<bool>) {
+        let mut instances = Vec::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let ctx = AgentContext {
+                app: app.clone(),
+                name: Arc::from(self.name.as_str()),
+                instance: i,
+                settings: self.settings.clone(),
+                status: self.status.clone(),
+                port: port.clone(),
+            };
+            instances.push(tokio::spawn(supervise(
+                self.func.clone(),
+                ctx,
+                port.clone(),
+            )));
+        }
+        let timeout = app.settings.app.shutdown_timeout;
+        let Some(kafka) = self.kafka else {
+            wait_all(&self.name, instances, timeout).await;
+            return;
+        };
+        let mut lp = SourceLoop::new(
+            self.name.clone(),
+            kafka.consumer.clone(),
+            kafka.trackers.clone(),
+            kafka.senders,
+            self.status.clone(),
+            app.settings.app.commit_interval,
+        );
+        lp.run(shutdown).await;
+        tracing::info!(agent = %self.name, "stopping: finishing in-flight events");
+        wait_all(&self.name, instances, timeout).await;
+        if let Err(e) = app.producer.flush(timeout).await {
+            tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e}); their events stay uncommitted");
+        }
+        lp.commit(CommitMode::Sync);
+        for t in kafka.trackers.all() {
+            t.retire();
+        }
+        drop(lp);
+        let consumer = kafka.consumer;
+        // Closing leaves the group at once, so partitions move without a session timeout.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        tracing::info!(agent = %self.name, "stopped");
+    }
+}
+
+async fn wait_all(agent: &str, instances: Vec<tokio::task::JoinHandle<()>>, timeout: Duration) {
+    let all = futures::future::join_all(instances);
+    if tokio::time::timeout(timeout, all).await.is_err() {
+        tracing::error!(
+            agent,
+            "instances did not finish within {}; their events stay uncommitted",
+            humantime::format_duration(timeout)
+        );
+    }
+}

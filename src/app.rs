@@ -1,0 +1,291 @@
+//! The App: settings plus the agent registry, turned into a running worker.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::agent::runner::PreparedAgent;
+use crate::agent::{AgentFn, AgentRegistry, AgentStatus};
+use crate::codec::{CodecCache, SchemaRegistryClient};
+use crate::kafka::admin::{ensure_topics, AdminError, TopicSpec};
+use crate::kafka::{BrokerHealth, SharedProducer};
+use crate::settings::{ErrorPolicy, Settings, SettingsError, Source};
+use crate::web;
+
+/// What agents and endpoints share in a running worker.
+pub struct AppShared {
+    pub settings: Arc<Settings>,
+    pub producer: SharedProducer,
+    pub codecs: CodecCache,
+    pub broker: BrokerHealth,
+    pub agents: BTreeMap<String, Arc<AgentStatus>>,
+    pub started: Instant,
+}
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("the broker at {broker} did not answer within {waited:?}: {message} (is Kafka running? `scripts/stack up` starts one)")]
+    BrokerUnreachable {
+        broker: String,
+        waited: Duration,
+        message: String,
+    },
+    #[error(transparent)]
+    Topics(#[from] AdminError),
+    #[error("cannot serve the web endpoints on {addr}: {message} (set web.bind, or web.enabled = false)")]
+    WebBind { addr: String, message: String },
+    #[error("{0}")]
+    Startup(String),
+}
+
+pub struct App {
+    settings: Settings,
+    registry: AgentRegistry,
+}
+
+impl App {
+    /// An app with every agent function linked into the binary (`register_agent!`).
+    pub fn new(settings: Settings) -> Self {
+        Self::with_registry(settings, AgentRegistry::collected())
+    }
+
+    pub fn with_registry(settings: Settings, registry: AgentRegistry) -> Self {
+        Self { settings, registry }
+    }
+
+    /// Registers a function in code (tests, embedding).
+    pub fn agent(mut self, name: &str, f: AgentFn) -> Self {
+        self.registry.insert(name, f);
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn registry(&self) -> &AgentRegistry {
+        &self.registry
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.settings.validate(&self.registry.names())
+    }
+
+    /// The start-up banner, Faust style.
+    pub fn banner(&self) -> String {
+        let s = &self.settings;
+        let mut out = String::new();
+        let line = "─".repeat(64);
+        let _ = writeln!(out, "┌{line}");
+        let _ = writeln!(out, "│ cta-stream {} worker", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "├{line}");
+        let rows = [
+            ("id", s.app.id.clone()),
+            ("broker", s.app.broker.clone()),
+            ("state dir", s.state_dir().display().to_string()),
+            (
+                "web",
+                if s.web.enabled {
+                    format!("http://{}", s.web.bind)
+                } else {
+                    "disabled".into()
+                },
+            ),
+            ("guarantee", s.app.processing_guarantee.to_string()),
+            ("settings", s.source.to_string()),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(out, "│ {k:<10} │ {v}");
+        }
+        let _ = writeln!(out, "├{line}");
+        if s.agents.is_empty() {
+            let _ = writeln!(out, "│ agents     │ none");
+        }
+        for (name, a) in &s.agents {
+            let state = if a.enabled { "" } else { " (disabled)" };
+            let _ = writeln!(out, "│ agent      │ {name}{state} ← {}", a.source());
+        }
+        let _ = write!(out, "└{line}");
+        out
+    }
+
+    /// Runs the worker until `shutdown` turns true, then stops cleanly.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+        self.validate()?;
+        let registry = self.registry;
+        let settings = Arc::new(self.settings);
+        let producer = SharedProducer::new(&settings)
+            .map_err(|e| AppError::Startup(format!("cannot create the producer: {e}")))?;
+        let broker = BrokerHealth::new(&settings.app.broker);
+        wait_for_broker(
+            &producer,
+            &broker,
+            &settings.app.broker,
+            settings.app.startup_timeout,
+            &shutdown,
+        )
+        .await?;
+
+        ensure_topics(&settings, &declared_topics(&settings)).await?;
+
+        let schema_registry = match settings.services.schema_registry.trim() {
+            "" => None,
+            url => Some(Arc::new(SchemaRegistryClient::new(url).map_err(|e| {
+                AppError::Startup(format!("services.schema_registry: {e}"))
+            })?)),
+        };
+        let agents = settings
+            .agents
+            .iter()
+            .map(|(n, a)| (n.clone(), Arc::new(AgentStatus::new(n, a.enabled))))
+            .collect::<BTreeMap<_, _>>();
+        let shared = Arc::new(AppShared {
+            codecs: CodecCache::new(settings.clone(), schema_registry),
+            settings: settings.clone(),
+            producer,
+            broker,
+            agents,
+            started: Instant::now(),
+        });
+
+        let mut prepared = Vec::new();
+        for (name, a) in settings.enabled_agents() {
+            let func = registry
+                .get(a.function_name(name))
+                .expect("validated: every enabled agent has a function")
+                .clone();
+            let status = shared.agents[name].clone();
+            prepared.push(
+                PreparedAgent::prepare(&shared, name, Arc::new(a.clone()), func, status, &shutdown)
+                    .map_err(|e| AppError::Startup(format!("{e:#}")))?,
+            );
+        }
+
+        let web = if settings.web.enabled {
+            Some(web::serve(shared.clone(), settings.web.bind, shutdown.clone()).await?)
+        } else {
+            None
+        };
+
+        let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
+        let runners: Vec<_> = prepared
+            .into_iter()
+            .map(|p| tokio::spawn(p.run(shared.clone(), shutdown.clone())))
+            .collect();
+        tracing::info!(
+            agents = runners.len(),
+            "worker started{}",
+            if settings.web.enabled {
+                format!(" — http://{}", settings.web.bind)
+            } else {
+                String::new()
+            }
+        );
+
+        let mut stop = shutdown.clone();
+        let _ = stop.wait_for(|s| *s).await;
+        tracing::info!("shutting down: no new events are fetched");
+        for r in runners {
+            let _ = r.await;
+        }
+        if let Err(e) = shared.producer.flush(settings.app.shutdown_timeout).await {
+            tracing::error!("producer flush at shutdown failed: {e}");
+        }
+        probe.abort();
+        if let Some(w) = web {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// The topics the enabled agents read or write, with the setting that declares each.
+pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
+    let mut specs = Vec::new();
+    for (name, a) in settings.enabled_agents() {
+        if let Source::Topics(topics) = a.source() {
+            for t in topics {
+                specs.push(TopicSpec::from_settings(
+                    settings,
+                    &t,
+                    format!("agents.{name}.source.topics"),
+                ));
+            }
+        }
+        for t in &a.sinks {
+            specs.push(TopicSpec::from_settings(
+                settings,
+                t,
+                format!("agents.{name}.sinks"),
+            ));
+        }
+        if a.on_error == ErrorPolicy::DeadLetter {
+            let dlq = settings.dead_letter_topic(name);
+            specs.push(TopicSpec::from_settings(
+                settings,
+                &dlq,
+                format!("agents.{name}.on_error"),
+            ));
+        }
+    }
+    specs
+}
+
+async fn wait_for_broker(
+    producer: &SharedProducer,
+    health: &BrokerHealth,
+    broker: &str,
+    timeout: Duration,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        let client = producer.clone();
+        let h = health.clone();
+        let ok =
+            tokio::task::spawn_blocking(move || h.probe(client.client(), Duration::from_secs(3)))
+                .await
+                .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout || *shutdown.borrow() {
+            return Err(AppError::BrokerUnreachable {
+                broker: broker.to_string(),
+                waited: started.elapsed(),
+                message: health.snapshot().last_error.unwrap_or_default(),
+            });
+        }
+        if !warned {
+            tracing::warn!(
+                broker,
+                "waiting for the broker (up to {})",
+                humantime::format_duration(timeout)
+            );
+            warned = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn probe_broker(shared: Arc<AppShared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.broker.probe(s.producer.client(), Duration::from_secs(3))
+        })
+        .await;
+    }
+}

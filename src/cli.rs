@@ -1,0 +1,379 @@
+//! The command line: `worker`, `agents`, `send`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use crate::agent::AgentRegistry;
+use crate::app::App;
+use crate::codec::{codec_for, Codec, Part, SchemaRegistryClient};
+use crate::kafka::client::{client_config, ClientKind};
+use crate::logging::{self, LogLevel};
+use crate::settings::{self, CodecKind, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cta-stream",
+    version,
+    about = "A Faust-style stream-processing worker on Kafka",
+    long_about = "A Faust-style stream-processing worker on Kafka.\n\nSettings come from a TOML file \
+                  (--settings, default ./settings.toml) and may be overridden by environment \
+                  variables: CTA_STREAM_<SECTION>__<KEY>, e.g. CTA_STREAM_APP__BROKER=host:9092."
+)]
+pub struct Cli {
+    /// Settings file
+    #[arg(long, global = true, env = settings::ENV_SETTINGS_FILE, default_value = "settings.toml")]
+    settings: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker: every enabled agent and the web server, until SIGINT/SIGTERM
+    Worker {
+        /// Log level (RUST_LOG, when set, overrides it)
+        #[arg(short = 'l', long = "loglevel", value_enum, default_value = "info")]
+        loglevel: LogLevel,
+    },
+    /// List the agents of the settings and the agent functions the binary holds
+    Agents {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one record to a topic
+    Send {
+        /// Topic to write to
+        topic: String,
+        /// The value: JSON text for the json and avro codecs, text for raw
+        value: String,
+        /// The key, encoded with --key-codec
+        #[arg(long)]
+        key: Option<String>,
+        /// Value codec [default: the topic's value_codec, else json]
+        #[arg(long, value_enum)]
+        codec: Option<CodecArg>,
+        /// Key codec [default: the topic's key_codec, else raw]
+        #[arg(long, value_enum)]
+        key_codec: Option<CodecArg>,
+        /// Avro schema of the value [default: the topic's value_schema]
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        /// Avro schema of the key [default: the topic's key_schema]
+        #[arg(long)]
+        key_schema: Option<PathBuf>,
+        /// Partition to write to [default: by key]
+        #[arg(long)]
+        partition: Option<i32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CodecArg {
+    Json,
+    Avro,
+    Raw,
+}
+
+impl From<CodecArg> for CodecKind {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::Json => CodecKind::Json,
+            CodecArg::Avro => CodecKind::Avro,
+            CodecArg::Raw => CodecKind::Raw,
+        }
+    }
+}
+
+/// Entry point of the binary, with the agent functions linked into it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Command::Worker { loglevel } = &cli.command {
+        logging::init(*loglevel);
+    } else {
+        logging::init(LogLevel::Warn);
+    }
+    let settings = match settings::load(&cli.settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Worker { .. } => worker(settings).await,
+        Command::Agents { json } => agents(settings, json),
+        Command::Send {
+            topic,
+            value,
+            key,
+            codec,
+            key_codec,
+            schema,
+            key_schema,
+            partition,
+        } => {
+            let req = SendRequest {
+                topic,
+                value,
+                key,
+                codec: codec.map(Into::into),
+                key_codec: key_codec.map(Into::into),
+                schema,
+                key_schema,
+                partition,
+            };
+            match send(&settings, req).await {
+                Ok(msg) => {
+                    println!("{msg}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn worker(settings: Settings) -> ExitCode {
+    let app = App::new(settings);
+    if let Err(e) = app.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    eprintln!("{}", app.banner());
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("signal received: stopping gracefully (send it again to exit at once)");
+        let _ = tx.send(true);
+        wait_for_signal().await;
+        tracing::error!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    match app.run(rx).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn agents(settings: Settings, json: bool) -> ExitCode {
+    let registry = AgentRegistry::collected();
+    let validation = settings.validate(&registry.names());
+    if json {
+        let configured: Vec<serde_json::Value> = settings
+            .agents
+            .iter()
+            .map(|(name, a)| {
+                serde_json::json!({
+                    "name": name,
+                    "function": a.function_name(name),
+                    "source": a.source().to_string(),
+                    "sinks": a.sinks,
+                    "codec": a.codec.to_string(),
+                    "concurrency": a.concurrency,
+                    "on_error": a.on_error.to_string(),
+                    "enabled": a.enabled,
+                })
+            })
+            .collect();
+        let functions: Vec<serde_json::Value> = registry
+            .iter()
+            .map(|(n, f, file)| serde_json::json!({"name": n, "file": file, "value_type": f.value_type}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "agents": configured,
+                "functions": functions,
+            }))
+            .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{:<22} {:<22} {:<9} {:<5} {:<12} {:<8} SOURCE",
+            "AGENT", "FUNCTION", "CODEC", "CONC", "ON_ERROR", "ENABLED"
+        );
+        for (name, a) in &settings.agents {
+            println!(
+                "{:<22} {:<22} {:<9} {:<5} {:<12} {:<8} {}",
+                name,
+                a.function_name(name),
+                a.codec.to_string(),
+                a.concurrency,
+                a.on_error.to_string(),
+                if a.enabled { "yes" } else { "no" },
+                a.source()
+            );
+        }
+        let unused: Vec<&str> = registry
+            .names()
+            .into_iter()
+            .filter(|f| {
+                !settings
+                    .agents
+                    .iter()
+                    .any(|(n, a)| a.function_name(n) == *f)
+            })
+            .collect();
+        if !unused.is_empty() {
+            println!(
+                "\nregistered functions without a settings entry: {}",
+                unused.join(", ")
+            );
+        }
+    }
+    match validation {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct SendRequest {
+    topic: String,
+    value: String,
+    key: Option<String>,
+    codec: Option<CodecKind>,
+    key_codec: Option<CodecKind>,
+    schema: Option<PathBuf>,
+    key_schema: Option<PathBuf>,
+    partition: Option<i32>,
+}
+
+async fn send(settings: &Settings, req: SendRequest) -> anyhow::Result<String> {
+    let topic_settings = settings.topic(&req.topic);
+    let value_kind = req
+        .codec
+        .or(topic_settings.value_codec)
+        .unwrap_or(CodecKind::Json);
+    let key_kind = req
+        .key_codec
+        .or(topic_settings.key_codec)
+        .unwrap_or(CodecKind::Raw);
+    let needs_registry = value_kind == CodecKind::Avro || key_kind == CodecKind::Avro;
+    let registry = if needs_registry {
+        let url = settings.services.schema_registry.trim();
+        Some(Arc::new(
+            SchemaRegistryClient::new(url)
+                .map_err(|e| anyhow::anyhow!("services.schema_registry: {e}"))?
+                .with_attempts(3),
+        ))
+    } else {
+        None
+    };
+    let schema_path = |given: &Option<PathBuf>, configured: &Option<PathBuf>| -> Option<PathBuf> {
+        given
+            .clone()
+            .or_else(|| configured.as_ref().map(|p| settings.resolve_path(p)))
+    };
+    let value_schema = schema_path(&req.schema, &topic_settings.value_schema);
+    let key_schema = schema_path(&req.key_schema, &topic_settings.key_schema);
+    let value_codec = codec_for(
+        value_kind,
+        &req.topic,
+        Part::Value,
+        value_schema.as_deref(),
+        registry.as_ref(),
+    )?;
+    let key_codec = codec_for(
+        key_kind,
+        &req.topic,
+        Part::Key,
+        key_schema.as_deref(),
+        registry.as_ref(),
+    )?;
+
+    let value = encode_arg(&value_codec, &req.value, "VALUE").await?;
+    let key = match &req.key {
+        Some(k) => Some(encode_arg(&key_codec, k, "--key").await?),
+        None => None,
+    };
+
+    let producer: FutureProducer = client_config(settings, ClientKind::Producer).create()?;
+    let mut record = FutureRecord::<[u8], [u8]>::to(&req.topic).payload(&value);
+    if let Some(k) = &key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(p) = req.partition {
+        record = record.partition(p);
+    }
+    match producer.send(record, Duration::from_secs(10)).await {
+        Ok(delivery) => Ok(format!(
+            "sent to {}[{}]@{}",
+            req.topic, delivery.partition, delivery.offset
+        )),
+        Err((e, _)) => Err(anyhow::anyhow!(
+            "cannot send to {} on {}: {e}",
+            req.topic,
+            settings.app.broker
+        )),
+    }
+}
+
+/// Command-line text to record bytes: JSON text for json and avro, as-is for raw.
+async fn encode_arg(codec: &Codec, text: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    match codec {
+        Codec::Raw => Ok(text.as_bytes().to_vec()),
+        _ => {
+            let v: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| anyhow::anyhow!("{what} is not valid JSON ({e}): {text}"))?;
+            Ok(codec.encode(&v).await?)
+        }
+    }
+}
+
+/// Loads settings as the CLI does (used by tests and tools).
+pub fn load_settings(path: &Path) -> Result<Settings, settings::SettingsError> {
+    settings::load(path)
+}

@@ -1,0 +1,139 @@
+//! The worker's one producer, shared by all agents. Each record may carry the ack token
+//! of the event that produced it: the event is only acked once the record is delivered,
+//! and a failed delivery sends the event round again instead of losing it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::agent::status::AgentStatus;
+use crate::settings::Settings;
+use crate::stream::ack::AckToken;
+use crate::stream::event::Headers;
+
+use super::client::{client_config, ClientKind};
+
+/// A record ready to be produced.
+#[derive(Debug, Clone, Default)]
+pub struct OutRecord {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Headers,
+    pub timestamp: Option<i64>,
+}
+
+/// Who a record was produced for: the event to ack, the agent to count against.
+#[derive(Default)]
+pub struct DeliveryTag {
+    pub token: Option<AckToken>,
+    pub status: Option<Arc<AgentStatus>>,
+}
+
+pub struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<DeliveryTag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<DeliveryTag>) {
+        if let Err((err, msg)) = result {
+            let agent = tag.status.as_ref().map(|s| s.name.as_str()).unwrap_or("-");
+            tracing::error!(
+                agent,
+                topic = msg.topic(),
+                error = %err,
+                "delivery failed; the source event will be processed again"
+            );
+            if let Some(s) = &tag.status {
+                AgentStatus::incr(&s.delivery_errors);
+            }
+            if let Some(t) = &tag.token {
+                t.fail(format!("delivery to {} failed: {err}", msg.topic()));
+            }
+        }
+        // Dropping the tag drops its token clone: the event is acked (or rewound) here.
+    }
+}
+
+#[derive(Clone)]
+pub struct SharedProducer {
+    inner: Arc<ThreadedProducer<DeliveryContext>>,
+}
+
+impl SharedProducer {
+    pub fn new(settings: &Settings) -> Result<Self, KafkaError> {
+        let producer: ThreadedProducer<DeliveryContext> =
+            client_config(settings, ClientKind::Producer).create_with_context(DeliveryContext)?;
+        Ok(Self {
+            inner: Arc::new(producer),
+        })
+    }
+
+    /// Enqueues `rec`; waits while librdkafka's queue is full. Delivery is reported to
+    /// the tag's token, not to the caller.
+    pub async fn send(&self, rec: &OutRecord, tag: DeliveryTag) -> Result<(), KafkaError> {
+        let headers = to_owned_headers(&rec.headers);
+        let mut tag = Box::new(tag);
+        loop {
+            let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryTag>> =
+                BaseRecord::with_opaque_to(&rec.topic, tag);
+            if let Some(k) = &rec.key {
+                record = record.key(k.as_slice());
+            }
+            if let Some(v) = &rec.value {
+                record = record.payload(v.as_slice());
+            }
+            if let Some(p) = rec.partition {
+                record = record.partition(p);
+            }
+            if let Some(ts) = rec.timestamp {
+                record = record.timestamp(ts);
+            }
+            if let Some(h) = &headers {
+                record = record.headers(h.clone());
+            }
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    tag = back.delivery_opaque;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until every enqueued record is delivered or failed.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let p = self.inner.clone();
+        tokio::task::spawn_blocking(move || p.flush(timeout))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
+    pub fn client(&self) -> &rdkafka::client::Client<DeliveryContext> {
+        self.inner.client()
+    }
+}
+
+fn to_owned_headers(h: &Headers) -> Option<OwnedHeaders> {
+    if h.is_empty() {
+        return None;
+    }
+    let mut out = OwnedHeaders::new_with_capacity(h.0.len());
+    for (k, v) in h.iter() {
+        out = out.insert(Header { key: k, value: v });
+    }
+    Some(out)
+}

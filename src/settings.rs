@@ -1,0 +1,833 @@
+//! Typed settings: one TOML file, overridable by environment variables.
+//!
+//! Every error names the key it is about and where that key came from (the file, or the
+//! environment variable that overrode it), because a worker that refuses to start should
+//! say exactly what to fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override settings.
+/// `CTA_STREAM_APP__BROKER=host:9092` sets `app.broker`; `__` separates levels.
+pub const ENV_PREFIX: &str = "CTA_STREAM";
+/// Environment variable naming the settings file when `--settings` is not given.
+pub const ENV_SETTINGS_FILE: &str = "CTA_STREAM_SETTINGS";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub app: AppSettings,
+    #[serde(default)]
+    pub web: WebSettings,
+    #[serde(default)]
+    pub services: ServiceSettings,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    #[serde(default)]
+    pub topic_defaults: TopicDefaults,
+    #[serde(default)]
+    pub topics: BTreeMap<String, TopicSettings>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentSettings>,
+    /// Where the settings were read from; filled by the loader, used in messages.
+    #[serde(skip)]
+    pub source: SettingsSource,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SettingsSource {
+    pub file: Option<PathBuf>,
+}
+
+impl fmt::Display for SettingsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(p) => write!(f, "{}", p.display()),
+            None => write!(f, "<built-in settings>"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    /// Application id: prefix of group ids, changelog and dead-letter topics.
+    pub id: String,
+    /// Kafka bootstrap servers (`host:port[,host:port]`).
+    #[serde(default = "default_broker")]
+    pub broker: String,
+    /// Directory of local state (table stores). Relative paths are taken from the
+    /// directory of the settings file.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub processing_guarantee: ProcessingGuarantee,
+    /// How often acked offsets are committed.
+    #[serde(default = "default_commit_interval", deserialize_with = "de_duration")]
+    pub commit_interval: Duration,
+    /// How long shutdown waits for in-flight events and deliveries.
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "de_duration")]
+    pub shutdown_timeout: Duration,
+    /// How often librdkafka refreshes topic metadata; short so that pattern sources see
+    /// new topics quickly (librdkafka's default is five minutes).
+    #[serde(default = "default_metadata_refresh", deserialize_with = "de_duration")]
+    pub metadata_refresh: Duration,
+    /// How long the worker waits for the broker at start before giving up.
+    #[serde(default = "default_startup_timeout", deserialize_with = "de_duration")]
+    pub startup_timeout: Duration,
+}
+
+fn default_broker() -> String {
+    "127.0.0.1:9092".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_startup_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_metadata_refresh() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingGuarantee {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl fmt::Display for ProcessingGuarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AtLeastOnce => "at_least_once",
+            Self::ExactlyOnce => "exactly_once",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_web_bind")]
+    pub bind: SocketAddr,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: default_web_bind(),
+        }
+    }
+}
+
+fn default_web_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8888))
+}
+
+/// URLs of the services around the worker. An empty string disables a service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    #[serde(default = "default_schema_registry")]
+    pub schema_registry: String,
+    #[serde(default = "default_rest_proxy")]
+    pub rest_proxy: String,
+    #[serde(default = "default_kafka_connect")]
+    pub kafka_connect: String,
+    #[serde(default)]
+    pub ksqldb: String,
+    #[serde(default = "default_postgres")]
+    pub postgres: String,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            schema_registry: default_schema_registry(),
+            rest_proxy: default_rest_proxy(),
+            kafka_connect: default_kafka_connect(),
+            ksqldb: String::new(),
+            postgres: default_postgres(),
+        }
+    }
+}
+
+fn default_schema_registry() -> String {
+    "http://127.0.0.1:8081".into()
+}
+fn default_rest_proxy() -> String {
+    "http://127.0.0.1:8082".into()
+}
+fn default_kafka_connect() -> String {
+    "http://127.0.0.1:8083".into()
+}
+fn default_postgres() -> String {
+    "postgresql://cta_admin:chicago@127.0.0.1:5432/cta".into()
+}
+
+/// librdkafka properties passed through as they are, for tuning without a rebuild.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    #[serde(default)]
+    pub common: BTreeMap<String, String>,
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDefaults {
+    #[serde(default = "default_one")]
+    pub partitions: i32,
+    #[serde(default = "default_one")]
+    pub replication: i32,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            replication: 1,
+        }
+    }
+}
+
+fn default_one() -> i32 {
+    1
+}
+
+/// Settings of one topic: how it is created and how its records are encoded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub partitions: Option<i32>,
+    pub replication: Option<i32>,
+    /// Topic configs given at creation (`cleanup.policy`, `retention.ms`, ...).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    pub key_codec: Option<CodecKind>,
+    pub value_codec: Option<CodecKind>,
+    /// Avro schema files (relative to the settings file) used to encode records.
+    pub key_schema: Option<PathBuf>,
+    pub value_schema: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodecKind {
+    Json,
+    Avro,
+    Raw,
+}
+
+impl fmt::Display for CodecKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Json => "json",
+            Self::Avro => "avro",
+            Self::Raw => "raw",
+        })
+    }
+}
+
+impl std::str::FromStr for CodecKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "avro" => Ok(Self::Avro),
+            "raw" => Ok(Self::Raw),
+            other => Err(format!(
+                "unknown codec '{other}' (expected json, avro or raw)"
+            )),
+        }
+    }
+}
+
+/// What happens to an event that cannot be decoded or processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorPolicy {
+    /// The agent fails and is restarted; the event is delivered again.
+    #[default]
+    Fail,
+    /// The event is logged, counted and skipped.
+    Skip,
+    /// The event goes to `<app-id>-<agent>-dlq` with headers naming the error.
+    DeadLetter,
+}
+
+impl fmt::Display for ErrorPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+            Self::DeadLetter => "dead-letter",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Registered function this agent runs; defaults to the agent's name.
+    pub function: Option<String>,
+    pub source: SourceSettings,
+    /// Topics the agent writes to; created at start when missing.
+    #[serde(default)]
+    pub sinks: Vec<String>,
+    /// Codec of the source's values.
+    #[serde(default = "default_codec")]
+    pub codec: CodecKind,
+    /// Codec of the source's keys.
+    #[serde(default = "default_key_codec")]
+    pub key_codec: CodecKind,
+    /// Number of instances; events of one partition always go to the same instance.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub on_error: ErrorPolicy,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Read from the earliest offset when the group has no committed offset.
+    #[serde(default = "default_true")]
+    pub from_beginning: bool,
+    /// Free-form parameters for the agent function (`ctx.params::<T>()`).
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn default_codec() -> CodecKind {
+    CodecKind::Json
+}
+fn default_key_codec() -> CodecKind {
+    CodecKind::Raw
+}
+fn default_concurrency() -> usize {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Exactly one of `topics`, `pattern` or `timer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub topics: Option<Vec<String>>,
+    pub pattern: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timer: Option<Duration>,
+}
+
+/// The source of an agent, once validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Topics(Vec<String>),
+    Pattern(String),
+    Timer(Duration),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Topics(t) => write!(f, "topics {}", t.join(", ")),
+            Source::Pattern(p) => write!(f, "pattern {p}"),
+            Source::Timer(d) => write!(f, "timer every {}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+impl AgentSettings {
+    pub fn function_name<'a>(&'a self, agent: &'a str) -> &'a str {
+        self.function.as_deref().unwrap_or(agent)
+    }
+
+    /// The validated source; `validate` has checked that exactly one kind is set.
+    pub fn source(&self) -> Source {
+        if let Some(t) = &self.source.topics {
+            Source::Topics(t.clone())
+        } else if let Some(p) = &self.source.pattern {
+            Source::Pattern(p.clone())
+        } else {
+            Source::Timer(self.source.timer.unwrap_or(Duration::from_secs(1)))
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for embedding the runtime in a program or a test, without a file.
+    pub fn from_toml_str(text: &str) -> Result<Settings, SettingsError> {
+        load_from_text(text, None, &[])
+    }
+
+    pub fn topic(&self, name: &str) -> TopicSettings {
+        self.topics.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn partitions_for(&self, topic: &str) -> i32 {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.partitions)
+            .unwrap_or(self.topic_defaults.partitions)
+    }
+
+    pub fn replication_for(&self, topic: &str) -> i32 {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.replication)
+            .unwrap_or(self.topic_defaults.replication)
+    }
+
+    pub fn dead_letter_topic(&self, agent: &str) -> String {
+        format!("{}-{}-dlq", self.app.id, agent)
+    }
+
+    pub fn group_id(&self, agent: &str) -> String {
+        format!("{}-{}", self.app.id, agent)
+    }
+
+    /// A path from the settings, taken relative to the settings file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        match self.source.file.as_ref().and_then(|f| f.parent()) {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.resolve_path(&self.app.state_dir)
+    }
+
+    pub fn enabled_agents(&self) -> impl Iterator<Item = (&String, &AgentSettings)> {
+        self.agents.iter().filter(|(_, a)| a.enabled)
+    }
+
+    /// Checks that need more than types: exactly one source kind, sane numbers, regexes
+    /// that compile, agent functions that exist (`known_functions`).
+    pub fn validate(&self, known_functions: &[&str]) -> Result<(), SettingsError> {
+        let err = |key: String, message: String| SettingsError::Invalid {
+            file: self.source.to_string(),
+            env_var: env_var_for(&key),
+            key,
+            message,
+        };
+        if self.app.id.trim().is_empty() {
+            return Err(err("app.id".into(), "must not be empty".into()));
+        }
+        if self.app.broker.trim().is_empty() {
+            return Err(err("app.broker".into(), "must not be empty".into()));
+        }
+        for (name, t) in &self.topics {
+            if let Some(p) = t.partitions {
+                if p < 1 {
+                    return Err(err(
+                        format!("topics.\"{name}\".partitions"),
+                        format!("must be at least 1, not {p}"),
+                    ));
+                }
+            }
+            for (which, codec, schema) in [
+                ("key", t.key_codec, &t.key_schema),
+                ("value", t.value_codec, &t.value_schema),
+            ] {
+                if let Some(schema) = schema {
+                    if codec != Some(CodecKind::Avro) {
+                        return Err(err(
+                            format!("topics.\"{name}\".{which}_schema"),
+                            format!("a schema is only used with {which}_codec = \"avro\""),
+                        ));
+                    }
+                    let path = self.resolve_path(schema);
+                    if !path.is_file() {
+                        return Err(err(
+                            format!("topics.\"{name}\".{which}_schema"),
+                            format!("schema file {} does not exist", path.display()),
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, a) in &self.agents {
+            let key = |field: &str| format!("agents.{name}.{field}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(err(
+                    format!("agents.{name}"),
+                    "agent names may hold only letters, digits, '_' and '-'".into(),
+                ));
+            }
+            let kinds = [
+                a.source.topics.is_some(),
+                a.source.pattern.is_some(),
+                a.source.timer.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if kinds != 1 {
+                return Err(err(
+                    key("source"),
+                    "give exactly one of `topics = [..]`, `pattern = \"..\"` or `timer = \"5s\"`"
+                        .into(),
+                ));
+            }
+            if let Some(topics) = &a.source.topics {
+                if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+                    return Err(err(
+                        key("source.topics"),
+                        "must list at least one topic name, none empty".into(),
+                    ));
+                }
+            }
+            if let Some(p) = &a.source.pattern {
+                if let Err(e) = regex::Regex::new(p) {
+                    return Err(err(key("source.pattern"), format!("invalid regex: {e}")));
+                }
+                if !p.starts_with('^') {
+                    return Err(err(
+                        key("source.pattern"),
+                        "a pattern must start with '^' (librdkafka only treats such names as regexes)"
+                            .into(),
+                    ));
+                }
+            }
+            if let Some(d) = a.source.timer {
+                if d.is_zero() {
+                    return Err(err(
+                        key("source.timer"),
+                        "interval must be above zero".into(),
+                    ));
+                }
+            }
+            if a.concurrency == 0 || a.concurrency > 1024 {
+                return Err(err(
+                    key("concurrency"),
+                    format!("must be between 1 and 1024, not {}", a.concurrency),
+                ));
+            }
+            let function = a.function_name(name);
+            if a.enabled && !known_functions.contains(&function) {
+                let mut known: Vec<&str> = known_functions.to_vec();
+                known.sort_unstable();
+                return Err(err(
+                    if a.function.is_some() {
+                        key("function")
+                    } else {
+                        format!("agents.{name}")
+                    },
+                    format!(
+                        "no agent function named '{function}' is registered (known: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {file}: {message}")]
+    Unreadable { file: String, message: String },
+    #[error("settings file {file} is not valid TOML: {message}")]
+    Syntax { file: String, message: String },
+    #[error("bad setting `{key}` in {file}{}: {message}", env_note(.env_var))]
+    Invalid {
+        file: String,
+        key: String,
+        env_var: Option<String>,
+        message: String,
+    },
+}
+
+fn env_note(var: &Option<String>) -> String {
+    match var {
+        Some(v) => format!(" (overridden by environment variable {v})"),
+        None => String::new(),
+    }
+}
+
+/// The environment variable that would set `key`, if it is set in this process.
+fn env_var_for(key: &str) -> Option<String> {
+    let name = format!(
+        "{ENV_PREFIX}_{}",
+        key.replace('"', "").replace('.', "__").to_uppercase()
+    );
+    std::env::var_os(&name).map(|_| name)
+}
+
+/// Loads the settings file at `path` and applies environment overrides.
+pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Unreadable {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")) && k != ENV_SETTINGS_FILE)
+        .collect();
+    let mut settings = load_from_text(&text, Some(path), &env)?;
+    settings.source.file = Some(path.to_path_buf());
+    Ok(settings)
+}
+
+fn load_from_text(
+    text: &str,
+    path: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<Settings, SettingsError> {
+    let file = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<built-in settings>".into());
+    // Parse once with `toml` for its line/column diagnostics; `config` then layers the
+    // environment on top.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(SettingsError::Syntax {
+            file,
+            message: e.to_string().trim_end().to_string(),
+        });
+    }
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml));
+    for (key, value) in env {
+        let Some(rest) = key.strip_prefix(&format!("{ENV_PREFIX}_")) else {
+            continue;
+        };
+        let path = rest.to_lowercase().replace("__", ".");
+        builder = builder
+            .set_override(&path, parse_env_value(value))
+            .map_err(|e| SettingsError::Invalid {
+                file: file.clone(),
+                key: path.clone(),
+                env_var: Some(key.clone()),
+                message: e.to_string(),
+            })?;
+    }
+    let cfg = builder.build().map_err(|e| SettingsError::Syntax {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    let mut settings: Settings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+        let key = e.path().to_string();
+        SettingsError::Invalid {
+            file: file.clone(),
+            env_var: env_var_for(&key),
+            key,
+            message: clean_serde_message(&e.inner().to_string()),
+        }
+    })?;
+    settings.source.file = path.map(Path::to_path_buf);
+    Ok(settings)
+}
+
+/// Environment values are strings; numbers and booleans are recognised so that
+/// `CTA_STREAM_AGENTS__X__ENABLED=false` works for a boolean key.
+fn parse_env_value(v: &str) -> config::Value {
+    if let Ok(b) = v.parse::<bool>() {
+        return b.into();
+    }
+    if let Ok(i) = v.parse::<i64>() {
+        return i.into();
+    }
+    if v.starts_with('[') && v.ends_with(']') {
+        let items: Vec<config::Value> = v[1..v.len() - 1]
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .map(config::Value::from)
+            .collect();
+        return items.into();
+    }
+    v.into()
+}
+
+fn clean_serde_message(m: &str) -> String {
+    // `config` appends its own (less precise) location; the path is ours to give.
+    match m.find(" for key `") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    parse_duration_value(DurationRepr::deserialize(d)?).map_err(de::Error::custom)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<DurationRepr>::deserialize(d)? {
+        None => Ok(None),
+        Some(r) => parse_duration_value(r).map(Some).map_err(de::Error::custom),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationRepr {
+    Millis(u64),
+    Text(String),
+}
+
+fn parse_duration_value(r: DurationRepr) -> Result<Duration, String> {
+    match r {
+        DurationRepr::Millis(ms) => Ok(Duration::from_millis(ms)),
+        DurationRepr::Text(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("invalid interval \"{s}\": {e} (write it like \"500ms\", \"5s\" or \"1m\")")
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [app]
+        id = "t"
+        [agents.echo]
+        source.topics = ["in"]
+        sinks = ["out"]
+    "#;
+
+    #[test]
+    fn minimal_settings_have_defaults() {
+        let s = Settings::from_toml_str(BASE).unwrap();
+        assert_eq!(s.app.broker, "127.0.0.1:9092");
+        assert_eq!(s.web.bind.port(), 8888);
+        let a = &s.agents["echo"];
+        assert_eq!(a.codec, CodecKind::Json);
+        assert_eq!(a.on_error, ErrorPolicy::Fail);
+        assert_eq!(a.source(), Source::Topics(vec!["in".into()]));
+        s.validate(&["echo"]).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let text = BASE.replace("sinks", "sinkz");
+        let e = Settings::from_toml_str(&text).unwrap_err().to_string();
+        assert!(e.contains("agents.echo"), "{e}");
+        assert!(e.contains("sinkz"), "{e}");
+    }
+
+    #[test]
+    fn bad_interval_names_key() {
+        let text = r#"
+            [app]
+            id = "t"
+            [agents.tick]
+            source.timer = "5 parsecs"
+        "#;
+        let e = Settings::from_toml_str(text).unwrap_err().to_string();
+        assert!(e.contains("agents.tick.source.timer"), "{e}");
+        assert!(e.contains("invalid interval"), "{e}");
+    }
+
+    #[test]
+    fn unknown_function_is_rejected() {
+        let s = Settings::from_toml_str(BASE).unwrap();
+        let e = s.validate(&["other"]).unwrap_err().to_string();
+        assert!(e.contains("agents.echo"), "{e}");
+        assert!(e.contains("no agent function named 'echo'"), "{e}");
+    }
+
+    #[test]
+    fn two_source_kinds_are_rejected() {
+        let text = BASE.replace(
+            "source.topics = [\"in\"]",
+            "source.topics = [\"in\"]\nsource.timer = \"1s\"",
+        );
+        let s = Settings::from_toml_str(&text).unwrap();
+        let e = s.validate(&["echo"]).unwrap_err().to_string();
+        assert!(e.contains("agents.echo.source"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = vec![
+            ("CTA_STREAM_APP__BROKER".to_string(), "h:1".to_string()),
+            (
+                "CTA_STREAM_AGENTS__ECHO__ENABLED".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "CTA_STREAM_AGENTS__ECHO__CONCURRENCY".to_string(),
+                "3".to_string(),
+            ),
+        ];
+        let s = load_from_text(BASE, None, &env).unwrap();
+        assert_eq!(s.app.broker, "h:1");
+        assert!(!s.agents["echo"].enabled);
+        assert_eq!(s.agents["echo"].concurrency, 3);
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let e = load_from_text("[app\nid=1", Some(Path::new("/x/s.toml")), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/x/s.toml"), "{e}");
+        assert!(e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn topic_names_keep_their_case_and_dots() {
+        let text = r#"
+            [app]
+            id = "t"
+            [topics."TURNSTILE_SUMMARY"]
+            partitions = 3
+            [topics."org.chicago.cta.turnstile.v1"]
+            value_codec = "json"
+        "#;
+        let s = Settings::from_toml_str(text).unwrap();
+        assert_eq!(s.partitions_for("TURNSTILE_SUMMARY"), 3);
+        assert_eq!(
+            s.topic("org.chicago.cta.turnstile.v1").value_codec,
+            Some(CodecKind::Json)
+        );
+    }
+
+    #[test]
+    fn durations_accept_text_and_millis() {
+        let text = r#"
+            [app]
+            id = "t"
+            commit_interval = 250
+            shutdown_timeout = "2m"
+        "#;
+        let s = Settings::from_toml_str(text).unwrap();
+        assert_eq!(s.app.commit_interval, Duration::from_millis(250));
+        assert_eq!(s.app.shutdown_timeout, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,10 @@
+//! Events and the streams agents read them from.
+
+pub mod ack;
+pub mod event;
+pub mod timer;
+pub mod typed;
+
+pub use event::{Event, Headers, RawEvent};
+pub use timer::Tick;
+pub use typed::{Port, Stream, StreamError};

@@ -1,0 +1,276 @@
+//! The typed stream an agent iterates. Each call to `next` acks the previous event,
+//! decodes the next one, and applies the agent's error policy to what cannot be decoded.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+use super::ack::AckToken;
+use super::event::{Event, Headers, RawEvent};
+use super::timer::{now_ms, Tick};
+use crate::agent::policy::{Disposition, ErrorHandler, FailureKind};
+use crate::agent::status::AgentStatus;
+use crate::codec::{Codec, CodecError};
+
+/// An event on its way from the consumer to an agent instance.
+pub(crate) struct Dispatched {
+    pub raw: Arc<RawEvent>,
+    token: Option<AckToken>,
+}
+
+impl Dispatched {
+    pub fn new(raw: Arc<RawEvent>, token: AckToken) -> Self {
+        Self {
+            raw,
+            token: Some(token),
+        }
+    }
+
+    fn take_token(&mut self) -> AckToken {
+        self.token
+            .take()
+            .expect("a dispatched event has its token until taken")
+    }
+}
+
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        // Dropped from a queue without being processed: it must not count as acked.
+        if let Some(t) = self.token.take() {
+            t.forget();
+        }
+    }
+}
+
+/// Where an instance's events come from.
+pub(crate) enum Feed {
+    Kafka(mpsc::Receiver<Dispatched>),
+    Timer {
+        interval: tokio::time::Interval,
+        next: u64,
+        name: Arc<str>,
+    },
+}
+
+impl Feed {
+    pub fn timer(agent: &str, every: Duration) -> Self {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A slow tick does not cause a burst of catch-up ticks.
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Feed::Timer {
+            interval,
+            next: 0,
+            name: Arc::from(format!("timer:{agent}")),
+        }
+    }
+}
+
+/// The event an instance is working on: what the supervisor applies the error policy
+/// to when the agent fails.
+pub(crate) struct InFlight {
+    pub raw: Arc<RawEvent>,
+    pub token: Option<AckToken>,
+}
+
+/// What an instance's successive streams share: its feed (kept across restarts), the
+/// in-flight slot, codecs and error handling.
+pub struct Port {
+    pub(crate) feed: Mutex<Option<Feed>>,
+    pub(crate) current: Mutex<Option<InFlight>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) value_codec: Codec,
+    pub(crate) key_codec: Codec,
+    pub(crate) handler: Arc<ErrorHandler>,
+    pub(crate) status: Arc<AgentStatus>,
+}
+
+impl Port {
+    pub(crate) fn take_current(&self) -> Option<InFlight> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub(crate) fn current_token(&self) -> Option<AckToken> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|c| c.token.clone())
+    }
+
+    fn set_current(&self, c: InFlight) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+}
+
+/// Errors a stream hands to its agent; returning them (with `?`) restarts the agent.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error("cannot decode event {topic}[{partition}]@{offset}: {source}")]
+    Decode {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: CodecError,
+    },
+    #[error("a service needed to decode {topic}[{partition}]@{offset} is unavailable: {source}")]
+    Unavailable {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: CodecError,
+    },
+}
+
+/// A stream of events with values of type `V` and keys of type `K`.
+pub struct Stream<V, K = Bytes> {
+    port: Arc<Port>,
+    feed: Option<Feed>,
+    _types: PhantomData<fn() -> (V, K)>,
+}
+
+impl<V, K> Stream<V, K>
+where
+    V: DeserializeOwned + Send + 'static,
+    K: DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn attach(port: Arc<Port>) -> Self {
+        let feed = port.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Self {
+            port,
+            feed,
+            _types: PhantomData,
+        }
+    }
+
+    /// The next event, or `None` when the worker shuts down. The previous event is acked
+    /// by this call: an agent is done with an event when it asks for the next one.
+    pub async fn next(&mut self) -> Result<Option<Event<V, K>>, StreamError> {
+        drop(self.port.take_current());
+        let mut shutdown = self.port.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(None);
+            }
+            let Some(feed) = self.feed.as_mut() else {
+                return Ok(None);
+            };
+            let (raw, token) = match feed {
+                Feed::Kafka(rx) => {
+                    let next = tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                        d = rx.recv() => d,
+                    };
+                    let Some(mut d) = next else { return Ok(None) };
+                    let token = d.take_token();
+                    if !token.is_current() {
+                        // Rewound or revoked after dispatch: it will come again.
+                        token.forget();
+                        continue;
+                    }
+                    (d.raw.clone(), Some(token))
+                }
+                Feed::Timer {
+                    interval,
+                    next,
+                    name,
+                } => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                        _ = interval.tick() => {}
+                    }
+                    let tick = Tick {
+                        n: *next,
+                        at_ms: now_ms(),
+                    };
+                    *next += 1;
+                    let raw = RawEvent {
+                        key: None,
+                        value: Some(Bytes::from(
+                            serde_json::to_vec(&tick).expect("tick serializes"),
+                        )),
+                        topic: name.clone(),
+                        partition: -1,
+                        offset: tick.n as i64,
+                        timestamp: Some(tick.at_ms),
+                        headers: Headers::default(),
+                    };
+                    (Arc::new(raw), None)
+                }
+            };
+            AgentStatus::incr(&self.port.status.events_in);
+            match self.decode(&raw).await {
+                Ok(event) => {
+                    self.port.set_current(InFlight { raw, token });
+                    return Ok(Some(event));
+                }
+                Err(e) => {
+                    let (topic, partition, offset) =
+                        (raw.topic.to_string(), raw.partition, raw.offset);
+                    if e.is_transient() {
+                        self.port.set_current(InFlight { raw, token });
+                        return Err(StreamError::Unavailable {
+                            topic,
+                            partition,
+                            offset,
+                            source: e,
+                        });
+                    }
+                    let message = format!("cannot decode: {e}");
+                    match self
+                        .port
+                        .handler
+                        .dispose(&raw, token.clone(), FailureKind::Decode, &message)
+                        .await
+                    {
+                        Disposition::Skipped | Disposition::DeadLettered => continue,
+                        Disposition::Fail => {
+                            self.port.set_current(InFlight { raw, token });
+                            return Err(StreamError::Decode {
+                                topic,
+                                partition,
+                                offset,
+                                source: e,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn decode(&self, raw: &RawEvent) -> Result<Event<V, K>, CodecError> {
+        let value: V = self.port.value_codec.decode(raw.value.as_deref()).await?;
+        let key: Option<K> = match &raw.key {
+            None => None,
+            Some(k) => Some(self.port.key_codec.decode(Some(k)).await?),
+        };
+        Ok(Event {
+            key,
+            value,
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            headers: raw.headers.clone(),
+        })
+    }
+}
+
+impl<V, K> Drop for Stream<V, K> {
+    fn drop(&mut self) {
+        // The feed outlives this stream: a restarted agent continues where it stopped.
+        if let Some(feed) = self.feed.take() {
+            *self.port.feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The worker's HTTP server (warp): health and agent views, as JSON.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::watch;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::app::{AppError, AppShared};
+
+/// Binds `addr` (a clear error if it is taken) and serves until shutdown.
+pub async fn serve(
+    shared: Arc<AppShared>,
+    addr: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, AppError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AppError::WebBind {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
+    let mut stop = shutdown;
+    let server = warp::serve(routes(shared))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+    Ok(tokio::spawn(server.run()))
+}
+
+pub fn routes(
+    shared: Arc<AppShared>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let with = warp::any().map(move || shared.clone());
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with.clone())
+        .map(|s: Arc<AppShared>| health(&s));
+    let agents = warp::path!("agents")
+        .and(warp::get())
+        .and(with.clone())
+        .map(|s: Arc<AppShared>| warp::reply::json(&agents(&s)));
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(with)
+        .map(|s: Arc<AppShared>| {
+            warp::reply::json(&json!({
+                "app": s.settings.app.id,
+                "endpoints": ["/health", "/agents"],
+            }))
+        });
+    health.or(agents).or(index).recover(handle_rejection)
+}
+
+fn health(s: &AppShared) -> warp::reply::WithStatus<warp::reply::Json> {
+    let broker = s.broker.snapshot();
+    let agents: serde_json::Map<String, serde_json::Value> = s
+        .agents
+        .iter()
+        .map(|(n, st)| {
+            (
+                n.clone(),
+                serde_json::to_value(st.snapshot()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let failing: Vec<&String> = s
+        .agents
+        .iter()
+        .filter(|(_, st)| !st.is_healthy())
+        .map(|(n, _)| n)
+        .collect();
+    let mut reasons = Vec::new();
+    if !broker.reachable {
+        reasons.push(format!(
+            "broker {} unreachable: {}",
+            broker.bootstrap,
+            broker.last_error.clone().unwrap_or_default()
+        ));
+    }
+    for n in &failing {
+        reasons.push(format!("agent {n} is failing"));
+    }
+    let ok = reasons.is_empty();
+    let body = json!({
+        "status": if ok { "ok" } else { "failing" },
+        "reasons": reasons,
+        "app": s.settings.app.id,
+        "uptime_secs": s.started.elapsed().as_secs(),
+        "broker": broker,
+        "agents": agents,
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    warp::reply::with_status(warp::reply::json(&body), code)
+}
+
+fn agents(s: &AppShared) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = s
+        .settings
+        .agents
+        .iter()
+        .map(|(name, a)| {
+            json!({
+                "name": name,
+                "function": a.function_name(name),
+                "source": a.source().to_string(),
+                "sinks": a.sinks,
+                "codec": a.codec.to_string(),
+                "key_codec": a.key_codec.to_string(),
+                "concurrency": a.concurrency,
+                "on_error": a.on_error.to_string(),
+                "dead_letter_topic": s.settings.dead_letter_topic(name),
+                "group_id": s.settings.group_id(name),
+                "enabled": a.enabled,
+                "status": s.agents.get(name).map(|st| st.snapshot()),
+            })
+        })
+        .collect();
+    json!({ "agents": list })
+}
+
+/// Every error is JSON with the status code in it, never an HTML page or a panic.
+pub async fn handle_rejection(err: Rejection) -> Result<impl Reply, Infallible> {
+    let (code, message) = if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = err.find::<warp::reject::PayloadTooLarge>() {
+        (StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("{err:?}"))
+    };
+    Ok(warp::reply::with_status(
+        warp::reply::json(&json!({ "error": message, "status": code.as_u16() })),
+        code,
+    ))
+}
