@@ -52,6 +52,9 @@ pub struct Job {
     pub fail: bool,
     #[serde(default)]
     pub panic: bool,
+    /// Milliseconds to work on the job (to test shutdown while busy).
+    #[serde(default)]
+    pub sleep_ms: u64,
 }
 
 static FAILED_ONCE: LazyLock<Mutex<BTreeSet<(String, i32, i64)>>> = LazyLock::new(Default::default);
@@ -70,6 +73,9 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
         }
         if event.value.panic && first_time {
             panic!("job {} panicked on purpose", event.value.id);
+        }
+        if event.value.sleep_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(event.value.sleep_ms)).await;
         }
         ctx.send(&out, event.key.as_ref(), &event.value).await?;
     }

@@ -30,7 +30,7 @@ pub struct AppShared {
 pub enum AppError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("the broker at {broker} did not answer within {waited:?}: {message} (is Kafka running? `scripts/stack up` starts one)")]
+    #[error("the broker at {broker} did not answer within {:.1} s: {message} (is Kafka running? `scripts/stack up` starts one)", .waited.as_secs_f64())]
     BrokerUnreachable {
         broker: String,
         waited: Duration,

@@ -176,7 +176,6 @@ async fn worker(settings: Settings) -> ExitCode {
     match app.run(rx).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

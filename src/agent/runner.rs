@@ -111,7 +111,7 @@ impl PreparedAgent {
                 for _ in 0..settings.concurrency {
                     let (tx, rx) = mpsc::channel(INSTANCE_QUEUE);
                     senders.push(tx);
-                    feeds.push(Feed::Kafka(rx));
+                    feeds.push(Feed::kafka(rx));
                 }
                 kafka = Some(KafkaSide {
                     consumer: Arc::new(consumer),

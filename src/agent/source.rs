@@ -136,6 +136,8 @@ pub(crate) struct SourceLoop {
     pub status: Arc<AgentStatus>,
     pub commit_interval: Duration,
     topics: HashMap<String, Arc<str>>,
+    /// The partition of the previous event: most events follow one of the same.
+    last: Option<Arc<PartitionTracker>>,
     /// Rewinds whose seek failed, retried at the next commit tick.
     pending_seeks: Vec<(Arc<str>, i32, Rewind)>,
     last_error_log: Option<Instant>,
@@ -158,6 +160,7 @@ impl SourceLoop {
             status,
             commit_interval,
             topics: HashMap::new(),
+            last: None,
             pending_seeks: Vec::new(),
             last_error_log: None,
         }
@@ -182,7 +185,7 @@ impl SourceLoop {
                 Ok(m) => {
                     let (raw, instance) = self.to_raw(&m);
                     drop(m);
-                    let tracker = self.trackers.get_or_create(&raw.topic, raw.partition);
+                    let tracker = self.tracker_for(&raw);
                     let token = AckToken::dispatch(&tracker, raw.offset);
                     let d = Dispatched::new(Arc::new(raw), token);
                     tokio::select! {
@@ -197,6 +200,18 @@ impl SourceLoop {
                 self.rewind_if_asked();
             }
         }
+    }
+
+    fn tracker_for(&mut self, raw: &RawEvent) -> Arc<PartitionTracker> {
+        if let Some(t) = &self.last {
+            // Same partition, not revoked since: the map still holds this tracker.
+            if t.partition == raw.partition && Arc::ptr_eq(&t.topic, &raw.topic) && !t.is_retired() {
+                return t.clone();
+            }
+        }
+        let t = self.trackers.get_or_create(&raw.topic, raw.partition);
+        self.last = Some(t.clone());
+        t
     }
 
     fn to_raw(&mut self, m: &BorrowedMessage<'_>) -> (RawEvent, usize) {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub struct PartitionTracker {
     pub topic: Arc<str>,
     pub partition: i32,
+    retired: AtomicBool,
     /// Raised when a rewind is requested, so the consumer loop looks without locking.
     attention: Arc<AtomicBool>,
     /// Events dispatched under an older epoch are dropped unprocessed (after a rewind
@@ -53,6 +54,7 @@ impl PartitionTracker {
             topic,
             partition,
             attention,
+            retired: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             state: Mutex::default(),
         }
@@ -138,8 +140,13 @@ impl PartitionTracker {
         self.lock().pending.iter().filter(|(_, _, d)| !d).count()
     }
 
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
     /// The partition was revoked: queued events are dropped, late acks ignored.
     pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
         let mut s = self.lock();
         s.pending.clear();
         s.rewind = None;

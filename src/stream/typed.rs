@@ -49,7 +49,11 @@ impl Drop for Dispatched {
 
 /// Where an instance's events come from.
 pub(crate) enum Feed {
-    Kafka(mpsc::Receiver<Dispatched>),
+    /// Events are taken from the channel in batches (fewer wake-ups) into `buffered`.
+    Kafka {
+        rx: mpsc::Receiver<Dispatched>,
+        buffered: Vec<Dispatched>,
+    },
     Timer {
         interval: tokio::time::Interval,
         next: u64,
@@ -57,7 +61,17 @@ pub(crate) enum Feed {
     },
 }
 
+/// Most events taken from the channel at once.
+const BATCH: usize = 256;
+
 impl Feed {
+    pub fn kafka(rx: mpsc::Receiver<Dispatched>) -> Self {
+        Feed::Kafka {
+            rx,
+            buffered: Vec::with_capacity(BATCH),
+        }
+    }
+
     pub fn timer(agent: &str, every: Duration) -> Self {
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         // A slow tick does not cause a burst of catch-up ticks.
@@ -163,13 +177,20 @@ where
                 return Ok(None);
             };
             let (raw, token) = match feed {
-                Feed::Kafka(rx) => {
-                    let next = tokio::select! {
-                        biased;
-                        _ = shutdown.wait_for(|s| *s) => return Ok(None),
-                        d = rx.recv() => d,
-                    };
-                    let Some(mut d) = next else { return Ok(None) };
+                Feed::Kafka { rx, buffered } => {
+                    if buffered.is_empty() {
+                        let got = tokio::select! {
+                            biased;
+                            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                            n = rx.recv_many(buffered, BATCH) => n,
+                        };
+                        if got == 0 {
+                            return Ok(None);
+                        }
+                        // Taken from the back below: keep arrival order.
+                        buffered.reverse();
+                    }
+                    let Some(mut d) = buffered.pop() else { continue };
                     let token = d.take_token();
                     if !token.is_current() {
                         // Rewound or revoked after dispatch: it will come again.
