@@ -64,7 +64,10 @@ async fn fill(topic: &str, n: usize) {
         let v = format!("{body}\"{}\"}}", "x".repeat(100 - body.len() - 3));
         debug_assert_eq!(v.len(), 100);
         let key = format!("k{}", i % 64);
-        pending.push(p.send_result(FutureRecord::to(topic).key(&key).payload(&v)).unwrap());
+        pending.push(
+            p.send_result(FutureRecord::to(topic).key(&key).payload(&v))
+                .unwrap(),
+        );
         if pending.len() == 10_000 {
             for d in pending.drain(..) {
                 d.await.unwrap().unwrap();
@@ -151,9 +154,12 @@ fn bare_loop(input: &str, output: &str, n: i64) {
             }
             while let Err((e, r)) = producer.send(rec) {
                 assert!(
-                    matches!(e, rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull
-                    )),
+                    matches!(
+                        e,
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull
+                        )
+                    ),
                     "{e}"
                 );
                 rec = r;
@@ -224,7 +230,10 @@ fn main() {
         create(&input).await;
         let t = Instant::now();
         fill(&input, n as usize).await;
-        eprintln!("filled {input} with {n} records of 100 bytes in {:?}", t.elapsed());
+        eprintln!(
+            "filled {input} with {n} records of 100 bytes in {:?}",
+            t.elapsed()
+        );
     });
     let rate = |ms: i64| n as f64 * 1000.0 / ms.max(1) as f64;
     println!("pass-through, {n} JSON records of 100 bytes, 1 partition, at-least-once, commits every 1 s");

@@ -38,7 +38,8 @@ fn an_unknown_agent_function_is_refused() {
 
 #[test]
 fn a_bad_interval_is_refused() {
-    let text = "[app]\nid = \"x\"\n[agents.ticker]\nsource.timer = \"every tuesday\"\nsinks = [\"t\"]\n";
+    let text =
+        "[app]\nid = \"x\"\n[agents.ticker]\nsource.timer = \"every tuesday\"\nsinks = [\"t\"]\n";
     assert_refused(Some(text), "agents.ticker.source.timer", "invalid interval");
 }
 
@@ -71,7 +72,10 @@ fn an_unreadable_file_is_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&dir.path().display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,7 +100,10 @@ fn a_bad_environment_override_names_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("agents.shout.concurrency"), "{stderr}");
-    assert!(stderr.contains("CTA_STREAM_AGENTS__SHOUT__CONCURRENCY"), "{stderr}");
+    assert!(
+        stderr.contains("CTA_STREAM_AGENTS__SHOUT__CONCURRENCY"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -133,9 +140,15 @@ fn every_command_has_help() {
         vec!["agents", "--help"],
         vec!["send", "--help"],
     ] {
-        let out = std::process::Command::new(bin()).args(&args).output().unwrap();
+        let out = std::process::Command::new(bin())
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -160,7 +173,11 @@ async fn send_writes_a_json_record_with_its_key() {
             .unwrap()
     };
     let ok = run(r#"{"a": 1}"#);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("sent to {topic}[0]@0")));
     let bad = run("{not json");
     assert_eq!(bad.status.code(), Some(1));

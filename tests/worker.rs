@@ -30,12 +30,22 @@ async fn a_json_agent_transforms_a_topic_into_another() {
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     for i in 0..50 {
-        produce(&p, &input, Some(&format!("k{i}")), &format!(r#"{{"text":"hello {i}"}}"#)).await;
+        produce(
+            &p,
+            &input,
+            Some(&format!("k{i}")),
+            &format!(r#"{{"text":"hello {i}"}}"#),
+        )
+        .await;
     }
     let out = consume(&output, 50, Duration::from_secs(30));
     assert_eq!(out.len(), 50, "{}", w.log_text());
     for (i, r) in out.iter().enumerate() {
-        assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_str()), "keys are kept");
+        assert_eq!(
+            r.key.as_deref(),
+            Some(format!("k{i}").as_str()),
+            "keys are kept"
+        );
         let v: serde_json::Value = serde_json::from_str(r.value.as_deref().unwrap()).unwrap();
         assert_eq!(v["text"], format!("HELLO {i}"));
     }
@@ -62,7 +72,10 @@ async fn a_timer_agent_emits_at_its_interval() {
     assert!(w.wait_exit(Duration::from_secs(20)).success());
     let (longest, shortest) = (started.elapsed(), healthy.elapsed());
     let ticks = consume(&output, 1000, Duration::from_secs(3));
-    let (most, least) = (longest.as_millis() / 250 + 1, shortest.as_millis() / 250 - 2);
+    let (most, least) = (
+        longest.as_millis() / 250 + 1,
+        shortest.as_millis() / 250 - 2,
+    );
     assert!(
         (least..=most).contains(&(ticks.len() as u128)),
         "{} ticks in {shortest:?}..{longest:?} at 250 ms",
@@ -80,7 +93,10 @@ async fn a_timer_agent_emits_at_its_interval() {
         .map(|w| w[1]["at_ms"].as_i64().unwrap() - w[0]["at_ms"].as_i64().unwrap())
         .collect();
     let mean = gaps.iter().sum::<i64>() as f64 / gaps.len() as f64;
-    assert!((200.0..=300.0).contains(&mean), "mean interval {mean} ms: {gaps:?}");
+    assert!(
+        (200.0..=300.0).contains(&mean),
+        "mean interval {mean} ms: {gaps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,7 +129,11 @@ async fn a_failing_agent_is_restarted_and_every_event_is_processed() {
             .collect();
     }
     let missing: Vec<u64> = (0..40).filter(|i| !seen.contains(i)).collect();
-    assert!(missing.is_empty(), "never processed: {missing:?}\n{}", w.log_text());
+    assert!(
+        missing.is_empty(),
+        "never processed: {missing:?}\n{}",
+        w.log_text()
+    );
     let (_, h) = w.health().await.unwrap();
     let a = &h["agents"]["jobs"];
     assert_eq!(a["failures"], 4, "{h}");
@@ -121,7 +141,10 @@ async fn a_failing_agent_is_restarted_and_every_event_is_processed() {
     assert!(a["rewinds"].as_u64().unwrap() >= 4, "{h}");
     let log = w.log_text();
     assert!(log.contains("job 5 failed on purpose"), "{log}");
-    assert!(log.contains("panicked: job 23 panicked on purpose"), "{log}");
+    assert!(
+        log.contains("panicked: job 23 panicked on purpose"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,7 +176,11 @@ async fn the_dead_letter_policy_writes_bad_events_with_their_origin() {
     assert_eq!(dlq.len(), 3, "{}", w.log_text());
     let expected = [(1, "decode"), (3, "decode"), (4, "process")];
     for (r, (offset, kind)) in dlq.iter().zip(expected) {
-        assert_eq!(r.value.as_deref(), Some(values[offset].as_str()), "the record is kept as it was");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(values[offset].as_str()),
+            "the record is kept as it was"
+        );
         assert_eq!(r.key.as_deref(), Some("key-x"));
         assert_eq!(r.headers["dlq.source.topic"], input);
         assert_eq!(r.headers["dlq.source.partition"], "0");
@@ -210,7 +237,13 @@ async fn sigkill_and_restart_resume_from_the_committed_offset_without_a_gap() {
     let total = 3000u64;
     for id in 0..total {
         // 2 ms of work per job: about six seconds for all, so the kill lands midway.
-        produce(&p, &input, Some(&format!("k{}", id % 17)), &format!(r#"{{"id":{id},"sleep_ms":2}}"#)).await;
+        produce(
+            &p,
+            &input,
+            Some(&format!("k{}", id % 17)),
+            &format!(r#"{{"id":{id},"sleep_ms":2}}"#),
+        )
+        .await;
     }
     let agents = format!(
         "[topics.\"{input}\"]\npartitions = 3\n[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n"
@@ -236,10 +269,17 @@ async fn sigkill_and_restart_resume_from_the_committed_offset_without_a_gap() {
     }
     let seen: BTreeSet<u64> = out.iter().copied().collect();
     let missing: Vec<u64> = (0..total).filter(|i| !seen.contains(i)).take(20).collect();
-    assert!(missing.is_empty(), "gap after SIGKILL: missing {missing:?}\n{}", w.log_text());
+    assert!(
+        missing.is_empty(),
+        "gap after SIGKILL: missing {missing:?}\n{}",
+        w.log_text()
+    );
     // At-least-once: redelivery is bounded by what was uncommitted at the kill.
     let duplicates = out.len() as u64 - total;
-    assert!(duplicates <= total - committed_before as u64, "{duplicates} duplicates");
+    assert!(
+        duplicates <= total - committed_before as u64,
+        "{duplicates} duplicates"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -292,7 +332,10 @@ async fn sigterm_waits_for_the_event_in_flight_and_a_second_signal_exits_at_once
     tokio::time::sleep(Duration::from_millis(1500)).await;
     w.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(w.child.try_wait().unwrap().is_none(), "still finishing job 2");
+    assert!(
+        w.child.try_wait().unwrap().is_none(),
+        "still finishing job 2"
+    );
     let t = Instant::now();
     w.signal("TERM");
     let status = w.wait_exit(Duration::from_secs(5));
@@ -340,7 +383,13 @@ async fn concurrent_instances_keep_the_order_of_each_partition() {
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     for id in 0..400u64 {
-        produce(&p, &input, Some(&format!("k{}", id % 8)), &format!(r#"{{"id":{id}}}"#)).await;
+        produce(
+            &p,
+            &input,
+            Some(&format!("k{}", id % 8)),
+            &format!(r#"{{"id":{id}}}"#),
+        )
+        .await;
     }
     let out = consume(&output, 400, Duration::from_secs(30));
     assert_eq!(out.len(), 400);

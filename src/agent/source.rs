@@ -23,15 +23,17 @@ use crate::stream::ack::{AckToken, PartitionTracker, Rewind};
 use crate::stream::event::{Headers, RawEvent};
 use crate::stream::typed::Dispatched;
 
+type TrackersByPartition = HashMap<(Arc<str>, i32), Arc<PartitionTracker>>;
+
 /// The ack trackers of the partitions an agent currently owns.
 #[derive(Default)]
 pub(crate) struct TrackerMap {
-    map: Mutex<HashMap<(Arc<str>, i32), Arc<PartitionTracker>>>,
+    map: Mutex<TrackersByPartition>,
     pub attention: Arc<AtomicBool>,
 }
 
 impl TrackerMap {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Arc<str>, i32), Arc<PartitionTracker>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackersByPartition> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -183,7 +185,7 @@ impl SourceLoop {
             };
             match msg {
                 Ok(m) => {
-                    let (raw, instance) = self.to_raw(&m);
+                    let (raw, instance) = self.raw_event(&m);
                     drop(m);
                     let tracker = self.tracker_for(&raw);
                     let token = AckToken::dispatch(&tracker, raw.offset);
@@ -205,7 +207,8 @@ impl SourceLoop {
     fn tracker_for(&mut self, raw: &RawEvent) -> Arc<PartitionTracker> {
         if let Some(t) = &self.last {
             // Same partition, not revoked since: the map still holds this tracker.
-            if t.partition == raw.partition && Arc::ptr_eq(&t.topic, &raw.topic) && !t.is_retired() {
+            if t.partition == raw.partition && Arc::ptr_eq(&t.topic, &raw.topic) && !t.is_retired()
+            {
                 return t.clone();
             }
         }
@@ -214,7 +217,7 @@ impl SourceLoop {
         t
     }
 
-    fn to_raw(&mut self, m: &BorrowedMessage<'_>) -> (RawEvent, usize) {
+    fn raw_event(&mut self, m: &BorrowedMessage<'_>) -> (RawEvent, usize) {
         let topic = match self.topics.get(m.topic()) {
             Some(t) => t.clone(),
             None => {

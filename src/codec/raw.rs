@@ -2,8 +2,8 @@
 //! type asks for a string. `Bytes`, `Vec<u8>`, `String` and `Option` of those work.
 
 use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
-use serde::ser;
 use serde::forward_to_deserialize_any;
+use serde::ser;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -86,7 +86,9 @@ pub fn encode_raw<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Ra
 struct RawSerializer;
 
 fn not_raw<T>(what: &str) -> Result<T, RawError> {
-    Err(RawError(format!("the raw codec writes text or bytes, not {what}")))
+    Err(RawError(format!(
+        "the raw codec writes text or bytes, not {what}"
+    )))
 }
 
 /// Collects a sequence of `u8` (how serde writes `Vec<u8>`).
@@ -148,10 +150,20 @@ impl ser::Serializer for ByteOnly {
     fn serialize_some<T: serde::Serialize + ?Sized>(self, _: &T) -> Result<u8, RawError> {
         not_raw("a list of non-bytes")
     }
-    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(self, _: &'static str, _: &T) -> Result<u8, RawError> {
+    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<u8, RawError> {
         not_raw("a list of non-bytes")
     }
-    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<u8, RawError> {
+    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<u8, RawError> {
         not_raw("a list of non-bytes")
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RawError> {
@@ -160,19 +172,39 @@ impl ser::Serializer for ByteOnly {
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RawError> {
         not_raw("a tuple")
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, RawError> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, RawError> {
         not_raw("a tuple")
     }
-    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, RawError> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, RawError> {
         not_raw("a tuple")
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RawError> {
         not_raw("a map")
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, RawError> {
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, RawError> {
         not_raw("a struct")
     }
-    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, RawError> {
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, RawError> {
         not_raw("a struct")
     }
 }
@@ -202,7 +234,11 @@ impl ser::Serializer for RawSerializer {
     fn serialize_some<T: serde::Serialize + ?Sized>(self, v: &T) -> Result<Vec<u8>, RawError> {
         v.serialize(self)
     }
-    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<Vec<u8>, RawError> {
+    fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<Vec<u8>, RawError> {
         v.serialize(self)
     }
     reject! {
@@ -222,25 +258,51 @@ impl ser::Serializer for RawSerializer {
         serialize_unit_struct(&'static str) => "a unit struct";
         serialize_unit_variant(&'static str, u32, &'static str) => "an enum";
     }
-    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(self, _: &'static str, _: u32, _: &'static str, _: &T) -> Result<Vec<u8>, RawError> {
+    fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Vec<u8>, RawError> {
         not_raw("an enum")
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RawError> {
         not_raw("a tuple")
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, RawError> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, RawError> {
         not_raw("a tuple")
     }
-    fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, RawError> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, RawError> {
         not_raw("a tuple")
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RawError> {
         not_raw("an object")
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, RawError> {
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, RawError> {
         not_raw("an object")
     }
-    fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, RawError> {
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, RawError> {
         not_raw("an object")
     }
 }
@@ -269,7 +331,10 @@ mod tests {
     fn writes_text_and_bytes() {
         assert_eq!(encode_raw("hé").unwrap(), "hé".as_bytes());
         assert_eq!(encode_raw(&vec![1u8, 2]).unwrap(), vec![1, 2]);
-        assert_eq!(encode_raw(&bytes::Bytes::from_static(b"k1")).unwrap(), b"k1");
+        assert_eq!(
+            encode_raw(&bytes::Bytes::from_static(b"k1")).unwrap(),
+            b"k1"
+        );
         assert_eq!(encode_raw(&Some("x")).unwrap(), b"x");
         assert!(encode_raw(&5).is_err());
         assert!(encode_raw(&serde_json::json!({"a": 1})).is_err());

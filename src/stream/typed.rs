@@ -190,7 +190,9 @@ where
                         // Taken from the back below: keep arrival order.
                         buffered.reverse();
                     }
-                    let Some(mut d) = buffered.pop() else { continue };
+                    let Some(mut d) = buffered.pop() else {
+                        continue;
+                    };
                     let token = d.take_token();
                     if !token.is_current() {
                         // Rewound or revoked after dispatch: it will come again.

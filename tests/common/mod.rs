@@ -309,5 +309,9 @@ pub fn run_cli(settings_text: Option<&str>, args: &[&str]) -> (i32, String, Path
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     // Keep the directory alive until the caller inspects the path.
     let kept = dir.keep();
-    (out.status.code().unwrap_or(-1), stderr, kept.join("settings.toml"))
+    (
+        out.status.code().unwrap_or(-1),
+        stderr,
+        kept.join("settings.toml"),
+    )
 }
