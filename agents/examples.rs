@@ -13,12 +13,12 @@ pub struct Greeting {
 }
 
 pub async fn shout(ctx: AgentContext, mut greetings: Stream<Greeting>) -> AgentResult {
-    let out = first_sink(&ctx)?;
+    let out = ctx.sink(0)?;
     while let Some(event) = greetings.next().await? {
         let loud = Greeting {
             text: event.value.text.to_uppercase(),
         };
-        ctx.send(&out, event.key.as_ref(), &loud).await?;
+        ctx.send(out, event.key.as_ref(), &loud).await?;
     }
     Ok(())
 }
@@ -26,9 +26,9 @@ register_agent!("shout", shout);
 
 /// Forwards any JSON value unchanged (the benchmark's pass-through agent).
 pub async fn forward(ctx: AgentContext, mut events: Stream<serde_json::Value>) -> AgentResult {
-    let out = first_sink(&ctx)?;
+    let out = ctx.sink(0)?;
     while let Some(event) = events.next().await? {
-        ctx.send(&out, event.key.as_ref(), &event.value).await?;
+        ctx.send(out, event.key.as_ref(), &event.value).await?;
     }
     Ok(())
 }
@@ -36,9 +36,9 @@ register_agent!("forward", forward);
 
 /// Emits `{"n": .., "at_ms": ..}` to its first sink at every tick of its timer.
 pub async fn ticker(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
-    let out = first_sink(&ctx)?;
+    let out = ctx.sink(0)?;
     while let Some(tick) = ticks.next().await? {
-        ctx.send(&out, Some(&tick.value.n.to_string()), &tick.value).await?;
+        ctx.send(out, Some(&tick.value.n.to_string()), &tick.value).await?;
     }
     Ok(())
 }
@@ -62,7 +62,7 @@ static FAILED_ONCE: LazyLock<Mutex<BTreeSet<(String, i32, i64)>>> = LazyLock::ne
 /// Copies jobs to its first sink; a job marked `fail` (or `panic`) makes the agent fail
 /// the first time it is seen, to exercise supervision and the error policies.
 pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
-    let out = first_sink(&ctx)?;
+    let out = ctx.sink(0)?;
     while let Some(event) = jobs.next().await? {
         let first_time = FAILED_ONCE
             .lock()
@@ -77,16 +77,8 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
         if event.value.sleep_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(event.value.sleep_ms)).await;
         }
-        ctx.send(&out, event.key.as_ref(), &event.value).await?;
+        ctx.send(out, event.key.as_ref(), &event.value).await?;
     }
     Ok(())
 }
 register_agent!("jobs", jobs);
-
-fn first_sink(ctx: &AgentContext) -> anyhow::Result<String> {
-    ctx.agent_settings()
-        .sinks
-        .first()
-        .cloned()
-        .with_context(|| format!("agent {} needs a sink: add `sinks = [\"topic\"]` to agents.{}", ctx.name(), ctx.name()))
-}

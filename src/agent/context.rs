@@ -76,6 +76,24 @@ impl AgentContext {
         })
     }
 
+    /// The agent's `index`-th sink from its `sinks` setting, so that topic names live in
+    /// the settings rather than in code.
+    pub fn sink(&self, index: usize) -> anyhow::Result<&str> {
+        self.settings
+            .sinks
+            .get(index)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "agent {} needs at least {} sink(s): set `agents.{}.sinks` in {}",
+                    self.name,
+                    index + 1,
+                    self.name,
+                    self.app.settings.source
+                )
+            })
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.port.shutdown.borrow()
     }
