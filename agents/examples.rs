@@ -52,6 +52,9 @@ pub struct Job {
     pub fail: bool,
     #[serde(default)]
     pub panic: bool,
+    /// Fail every time (a poison event).
+    #[serde(default)]
+    pub fail_always: bool,
     /// Milliseconds to work on the job (to test shutdown while busy).
     #[serde(default)]
     pub sleep_ms: u64,
@@ -68,6 +71,9 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
             .lock()
             .map_err(|_| anyhow!("lock poisoned"))?
             .insert((event.topic.to_string(), event.partition, event.offset));
+        if event.value.fail_always {
+            bail!("job {} always fails", event.value.id);
+        }
         if event.value.fail && first_time {
             bail!("job {} failed on purpose", event.value.id);
         }

@@ -402,3 +402,67 @@ async fn concurrent_instances_keep_the_order_of_each_partition() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_event_under_fail_turns_health_red_and_blocks_its_offset() {
+    require_broker();
+    let app = unique("poison");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let mut w = Worker::start(
+        &app,
+        &format!("[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\non_error = \"fail\"\n"),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let p = producer();
+    produce(&p, &input, None, r#"{"id":1}"#).await;
+    produce(&p, &input, None, r#"{"id":2,"fail_always":true}"#).await;
+    produce(&p, &input, None, r#"{"id":3}"#).await;
+    assert_eq!(ids(&consume(&output, 1, Duration::from_secs(20))), vec![1]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        let (code, h) = w.health().await.unwrap();
+        if code == 503 && h["agents"]["jobs"]["state"] == "failing" {
+            last = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let h = last.expect("health never turned 503 while the agent kept failing");
+    assert_eq!(h["status"], "failing");
+    assert!(
+        h["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("agent jobs is failing"),
+        "{h}"
+    );
+    assert!(h["agents"]["jobs"]["last_failure"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("job 2 always fails"));
+    // Never skipped: nothing after it is committed, and job 3 waits behind it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(committed(&format!("{app}-jobs"), &input, 0), Some(1));
+    assert_eq!(ids(&consume(&output, 2, Duration::from_secs(2))), vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_with_other_partitions_than_the_settings_is_reported() {
+    require_broker();
+    let app = unique("parts");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topic(&input, 2).await;
+    let mut w = Worker::start(
+        &app,
+        &format!("[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n"),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let log = w.log_text();
+    assert!(
+        log.contains(&format!(
+            "topic {input} has 2 partitions on the broker but the settings give 1"
+        )),
+        "{log}"
+    );
+}
