@@ -66,6 +66,8 @@ static FAILED_ONCE: LazyLock<Mutex<BTreeSet<(String, i32, i64)>>> = LazyLock::ne
 /// the first time it is seen, to exercise supervision and the error policies.
 pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
     let out = ctx.sink(0)?;
+    // When the settings give it one, the agent also counts the jobs it has seen by id.
+    let seen = ctx.table::<u64, u64>("jobs_seen").ok();
     while let Some(event) = jobs.next().await? {
         let first_time = FAILED_ONCE
             .lock()
@@ -83,8 +85,35 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
         if event.value.sleep_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(event.value.sleep_ms)).await;
         }
+        if let Some(seen) = &seen {
+            let n = seen.get(&event.value.id).await?.unwrap_or(0);
+            seen.insert(&event.value.id, &(n + 1)).await?;
+        }
         ctx.send(out, event.key.as_ref(), &event.value).await?;
     }
     Ok(())
 }
 register_agent!("jobs", jobs);
+
+/// Counts the records of each key of its source into the table `key_counts`.
+#[derive(Debug, Default, Deserialize)]
+struct CountParams {
+    /// Milliseconds of work per event (so tests can kill the worker mid-stream).
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+pub async fn count_keys(ctx: AgentContext, mut events: Stream<bytes::Bytes, String>) -> AgentResult {
+    let counts = ctx.table::<String, u64>("key_counts")?;
+    let params: CountParams = ctx.params()?;
+    while let Some(event) = events.next().await? {
+        if params.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(params.delay_ms)).await;
+        }
+        let Some(key) = event.key else { continue };
+        let n = counts.get(&key).await?.unwrap_or(0) + 1;
+        counts.insert(&key, &n).await?;
+    }
+    Ok(())
+}
+register_agent!("count_keys", count_keys);

@@ -13,7 +13,11 @@ use crate::agent::{AgentFn, AgentRegistry, AgentStatus};
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::admin::{ensure_topics, AdminError, TopicSpec};
 use crate::kafka::{BrokerHealth, SharedProducer};
+use crate::settings::ProcessingGuarantee;
 use crate::settings::{ErrorPolicy, Settings, SettingsError, Source};
+use crate::table::manager::start_global;
+use crate::table::{TableDecl, TableManager, TableRegistry};
+use crate::transactions::Transactions;
 use crate::web;
 
 /// What agents and endpoints share in a running worker.
@@ -23,6 +27,9 @@ pub struct AppShared {
     pub codecs: CodecCache,
     pub broker: BrokerHealth,
     pub agents: BTreeMap<String, Arc<AgentStatus>>,
+    pub tables: Arc<TableManager>,
+    /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
+    pub transactions: Option<Arc<Transactions>>,
     pub started: Instant,
 }
 
@@ -47,6 +54,7 @@ pub enum AppError {
 pub struct App {
     settings: Settings,
     registry: AgentRegistry,
+    tables: TableRegistry,
 }
 
 impl App {
@@ -56,7 +64,17 @@ impl App {
     }
 
     pub fn with_registry(settings: Settings, registry: AgentRegistry) -> Self {
-        Self { settings, registry }
+        Self {
+            settings,
+            registry,
+            tables: TableRegistry::collected(),
+        }
+    }
+
+    /// Declares a table in code (tests, embedding).
+    pub fn table(mut self, decl: TableDecl) -> Self {
+        self.tables.insert(decl);
+        self
     }
 
     /// Registers a function in code (tests, embedding).
@@ -74,7 +92,8 @@ impl App {
     }
 
     pub fn validate(&self) -> Result<(), SettingsError> {
-        self.settings.validate(&self.registry.names())
+        self.settings.validate(&self.registry.names())?;
+        self.settings.validate_tables(&self.tables.names())
     }
 
     /// The start-up banner, Faust style.
@@ -111,6 +130,24 @@ impl App {
             let state = if a.enabled { "" } else { " (disabled)" };
             let _ = writeln!(out, "│ agent      │ {name}{state} ← {}", a.source());
         }
+        for (name, t) in &s.tables {
+            let kind = if t.global {
+                format!(
+                    "global, follows {}",
+                    t.source_topic
+                        .clone()
+                        .unwrap_or_else(|| s.changelog_topic(name))
+                )
+            } else {
+                format!(
+                    "{} partition(s), changelog {}, written by {}",
+                    s.table_partitions(name),
+                    s.changelog_topic(name),
+                    t.agent.as_deref().unwrap_or("-")
+                )
+            };
+            let _ = writeln!(out, "│ table      │ {name} ({kind})");
+        }
         let _ = write!(out, "└{line}");
         out
     }
@@ -132,7 +169,8 @@ impl App {
         )
         .await?;
 
-        ensure_topics(&settings, &declared_topics(&settings)).await?;
+        let topics = ensure_topics(&settings, &declared_topics(&settings)).await?;
+        check_co_partitioning(&settings, &topics)?;
 
         let schema_registry = match settings.services.schema_registry.trim() {
             "" => None,
@@ -145,7 +183,31 @@ impl App {
             .iter()
             .map(|(n, a)| (n.clone(), Arc::new(AgentStatus::new(n, a.enabled))))
             .collect::<BTreeMap<_, _>>();
+        let tables = Arc::new(
+            TableManager::new(settings.clone(), &self.tables, schema_registry.as_ref())
+                .map_err(|e| AppError::Startup(e.to_string()))?,
+        );
+        let mut followers = Vec::new();
+        for t in tables.all().filter(|t| t.is_global()) {
+            followers.push(
+                start_global(tables.clone(), t.clone(), shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Startup(format!("global table {}: {e}", t.name)))?,
+            );
+        }
+        let transactions = if settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce
+        {
+            Some(
+                Transactions::start(producer.clone(), tables.clone())
+                    .await
+                    .map_err(AppError::Startup)?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(AppShared {
+            transactions,
+            tables,
             codecs: CodecCache::new(settings.clone(), schema_registry),
             settings: settings.clone(),
             producer,
@@ -174,6 +236,11 @@ impl App {
         };
 
         let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
+        let flusher = tokio::spawn(flush_stores(shared.clone(), shutdown.clone()));
+        let coordinator = shared
+            .transactions
+            .clone()
+            .map(|t| tokio::spawn(t.run(settings.app.commit_interval, shutdown.clone())));
         let runners: Vec<_> = prepared
             .into_iter()
             .map(|p| tokio::spawn(p.run(shared.clone(), shutdown.clone())))
@@ -194,10 +261,21 @@ impl App {
         for r in runners {
             let _ = r.await;
         }
+        if let Some(c) = coordinator {
+            let _ = c.await;
+        }
+        if let Some(t) = &shared.transactions {
+            t.finish().await;
+        }
+        for f in followers {
+            let _ = f.await;
+        }
+        shared.tables.close_all();
         if let Err(e) = shared.producer.flush(settings.app.shutdown_timeout).await {
             tracing::error!("producer flush at shutdown failed: {e}");
         }
         probe.abort();
+        flusher.abort();
         if let Some(w) = web {
             let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
         }
@@ -235,7 +313,61 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
             ));
         }
     }
+    for (name, t) in &settings.tables {
+        if t.global {
+            continue;
+        }
+        let changelog = settings.changelog_topic(name);
+        let mut spec = TopicSpec::from_settings(settings, &changelog, format!("tables.{name}"));
+        spec.partitions = settings.table_partitions(name);
+        spec.config
+            .entry("cleanup.policy".into())
+            .or_insert_with(|| "compact".into());
+        specs.push(spec);
+    }
     specs
+}
+
+/// A table, its changelog and its agent's source topics must have as many partitions
+/// each, or writes would land in partitions this worker does not hold.
+fn check_co_partitioning(
+    settings: &Settings,
+    topics: &[(TopicSpec, crate::kafka::admin::TopicOutcome)],
+) -> Result<(), AppError> {
+    use crate::kafka::admin::TopicOutcome;
+    let actual: BTreeMap<&str, i32> = topics
+        .iter()
+        .map(|(s, o)| {
+            let n = match o {
+                TopicOutcome::Created => s.partitions,
+                TopicOutcome::Exists { partitions } => *partitions,
+                TopicOutcome::PartitionMismatch { actual, .. } => *actual,
+            };
+            (s.name.as_str(), n)
+        })
+        .collect();
+    for (name, t) in &settings.tables {
+        let Some(agent) = t.agent.as_deref().filter(|_| !t.global) else {
+            continue;
+        };
+        let wanted = settings.table_partitions(name);
+        let mut co = vec![settings.changelog_topic(name)];
+        if let Some(a) = settings.agents.get(agent).filter(|a| a.enabled) {
+            co.extend(a.source.topics.clone().unwrap_or_default());
+        }
+        for topic in co {
+            if let Some(&n) = actual.get(topic.as_str()) {
+                if n != wanted {
+                    return Err(AppError::Startup(format!(
+                        "table {name} has {wanted} partition(s) (tables.{name}.partitions) but topic {topic} \
+                         has {n}: a table, its changelog and the sources of its agent {agent} must have \
+                         equal partition counts"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn wait_for_broker(
@@ -273,6 +405,18 @@ async fn wait_for_broker(
             warned = true;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn flush_stores(shared: Arc<AppShared>, mut shutdown: watch::Receiver<bool>) {
+    let every = shared.settings.store.flush_interval;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.tables.flush_all()).await;
     }
 }
 

@@ -15,6 +15,7 @@ use crate::codec::{codec_for, Codec, Part, SchemaRegistryClient};
 use crate::kafka::client::{client_config, ClientKind};
 use crate::logging::{self, LogLevel};
 use crate::settings::{self, CodecKind, Settings};
+use crate::table::TableRegistry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,12 @@ enum Command {
     },
     /// List the agents of the settings and the agent functions the binary holds
     Agents {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tables of the settings and the tables the binary declares
+    Tables {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -123,6 +130,7 @@ async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Worker { .. } => worker(settings).await,
         Command::Agents { json } => agents(settings, json),
+        Command::Tables { json } => tables(settings, json),
         Command::Send {
             topic,
             value,
@@ -266,6 +274,82 @@ fn agents(settings: Settings, json: bool) -> ExitCode {
         if !unused.is_empty() {
             println!(
                 "\nregistered functions without a settings entry: {}",
+                unused.join(", ")
+            );
+        }
+    }
+    match validation {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn tables(settings: Settings, json: bool) -> ExitCode {
+    let decls = TableRegistry::collected();
+    let validation = settings.validate_tables(&decls.names());
+    let rows: Vec<serde_json::Value> = settings
+        .tables
+        .iter()
+        .map(|(name, t)| {
+            let d = decls.get(name);
+            serde_json::json!({
+                "name": name,
+                "global": t.global,
+                "agent": t.agent,
+                "partitions": settings.table_partitions(name),
+                "changelog": settings.changelog_topic(name),
+                "source_topic": t.global.then(|| t.source_topic.clone().unwrap_or_else(|| settings.changelog_topic(name))),
+                "key_type": d.map(|d| d.key_type),
+                "value_type": d.map(|d| d.value_type),
+                "key_codec": t.key_codec.to_string(),
+                "value_codec": t.value_codec.to_string(),
+            })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "tables": rows }))
+                .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{:<20} {:<6} {:<5} {:<18} {:<26} CHANGELOG / SOURCE",
+            "TABLE", "GLOBAL", "PARTS", "AGENT", "KEY -> VALUE"
+        );
+        for r in &rows {
+            let types = format!(
+                "{} -> {}",
+                r["key_type"].as_str().unwrap_or("?"),
+                r["value_type"].as_str().unwrap_or("?")
+            );
+            println!(
+                "{:<20} {:<6} {:<5} {:<18} {:<26} {}",
+                r["name"].as_str().unwrap_or_default(),
+                if r["global"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                r["partitions"],
+                r["agent"].as_str().unwrap_or("-"),
+                types,
+                r["source_topic"]
+                    .as_str()
+                    .unwrap_or(r["changelog"].as_str().unwrap_or_default()),
+            );
+        }
+        let unused: Vec<&str> = decls
+            .names()
+            .into_iter()
+            .filter(|n| !settings.tables.contains_key(*n))
+            .collect();
+        if !unused.is_empty() {
+            println!(
+                "\ndeclared tables without a settings entry: {}",
                 unused.join(", ")
             );
         }

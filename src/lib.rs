@@ -16,6 +16,8 @@ pub mod kafka;
 pub mod logging;
 pub mod settings;
 pub mod stream;
+pub mod table;
+pub mod transactions;
 pub mod web;
 
 pub use app::App;
@@ -28,7 +30,9 @@ pub use inventory;
 pub mod prelude {
     pub use crate::agent::{AgentContext, AgentResult};
     pub use crate::register_agent;
+    pub use crate::register_table;
     pub use crate::stream::{Event, Stream, Tick};
+    pub use crate::table::Table;
     pub use anyhow::{anyhow, bail, Context as _};
     pub use serde::{Deserialize, Serialize};
 }

@@ -35,6 +35,10 @@ pub struct Settings {
     pub topics: BTreeMap<String, TopicSettings>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentSettings>,
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableSettings>,
+    #[serde(default)]
+    pub store: StoreSettings,
     /// Where the settings were read from; filled by the loader, used in messages.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -78,6 +82,11 @@ pub struct AppSettings {
     /// new topics quickly (librdkafka's default is five minutes).
     #[serde(default = "default_metadata_refresh", deserialize_with = "de_duration")]
     pub metadata_refresh: Duration,
+    /// Transactional id of this worker under exactly-once (default
+    /// `<app-id>-<host>-<web port>`): a restarted worker with the same id fences its
+    /// predecessor's open transaction at once.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
     /// How long the worker waits for the broker at start before giving up.
     #[serde(default = "default_startup_timeout", deserialize_with = "de_duration")]
     pub startup_timeout: Duration,
@@ -264,6 +273,66 @@ impl std::str::FromStr for CodecKind {
     }
 }
 
+/// A table: RocksDB per partition plus a compacted changelog topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSettings {
+    /// The agent that writes the table; the table is co-partitioned with its sources.
+    pub agent: Option<String>,
+    /// Partitions (default: topic_defaults.partitions); must equal the agent's sources'.
+    pub partitions: Option<i32>,
+    /// Changelog topic (default `<app-id>-<table>-changelog`).
+    pub changelog: Option<String>,
+    #[serde(default = "default_table_codec")]
+    pub key_codec: CodecKind,
+    #[serde(default = "default_table_codec")]
+    pub value_codec: CodecKind,
+    /// Every worker holds the whole table, read-only, following `source_topic`.
+    #[serde(default)]
+    pub global: bool,
+    /// Topic a global table follows (default: its changelog topic).
+    pub source_topic: Option<String>,
+}
+
+fn default_table_codec() -> CodecKind {
+    CodecKind::Json
+}
+
+/// Memory bounds of the table stores, shared by all of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    #[serde(default = "default_block_cache_mb")]
+    pub block_cache_mb: usize,
+    #[serde(default = "default_write_buffer_mb")]
+    pub write_buffer_mb: usize,
+    /// How often stores are flushed to disk: after a crash, recovery replays only the
+    /// changelog written since.
+    #[serde(default = "default_flush_interval", deserialize_with = "de_duration")]
+    pub flush_interval: Duration,
+}
+
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            block_cache_mb: default_block_cache_mb(),
+            write_buffer_mb: default_write_buffer_mb(),
+            flush_interval: default_flush_interval(),
+        }
+    }
+}
+
+fn default_block_cache_mb() -> usize {
+    32
+}
+fn default_write_buffer_mb() -> usize {
+    16
+}
+
 /// What happens to an event that cannot be decoded or processed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -403,6 +472,39 @@ impl Settings {
         format!("{}-{}-dlq", self.app.id, agent)
     }
 
+    pub fn transactional_id(&self) -> String {
+        self.app.transactional_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{}-{host}-{}", self.app.id, self.web.bind.port())
+        })
+    }
+
+    pub fn changelog_topic(&self, table: &str) -> String {
+        self.tables
+            .get(table)
+            .and_then(|t| t.changelog.clone())
+            .unwrap_or_else(|| format!("{}-{}-changelog", self.app.id, table))
+    }
+
+    pub fn table_partitions(&self, table: &str) -> i32 {
+        self.tables
+            .get(table)
+            .and_then(|t| t.partitions)
+            .unwrap_or(self.topic_defaults.partitions)
+    }
+
+    /// The tables an agent writes.
+    pub fn tables_of_agent<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.tables
+            .iter()
+            .filter(move |(_, t)| t.agent.as_deref() == Some(agent))
+            .map(|(n, _)| n)
+    }
+
     pub fn group_id(&self, agent: &str) -> String {
         format!("{}-{}", self.app.id, agent)
     }
@@ -424,6 +526,84 @@ impl Settings {
 
     pub fn enabled_agents(&self) -> impl Iterator<Item = (&String, &AgentSettings)> {
         self.agents.iter().filter(|(_, a)| a.enabled)
+    }
+
+    /// Checks of the `[tables]` section against the declared tables (`known_tables`).
+    pub fn validate_tables(&self, known_tables: &[&str]) -> Result<(), SettingsError> {
+        let err = |key: String, message: String| SettingsError::Invalid {
+            file: self.source.to_string(),
+            env_var: env_var_for(&key),
+            key,
+            message,
+        };
+        for (name, t) in &self.tables {
+            let key = |field: &str| format!("tables.{name}.{field}");
+            if !known_tables.contains(&name.as_str()) {
+                let mut known = known_tables.to_vec();
+                known.sort_unstable();
+                return Err(err(
+                    format!("tables.{name}"),
+                    format!(
+                        "no table named '{name}' is declared with register_table! (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            if let Some(p) = t.partitions {
+                if p < 1 {
+                    return Err(err(
+                        key("partitions"),
+                        format!("must be at least 1, not {p}"),
+                    ));
+                }
+            }
+            for (field, codec) in [("key_codec", t.key_codec), ("value_codec", t.value_codec)] {
+                if codec == CodecKind::Avro {
+                    return Err(err(
+                        key(field),
+                        "tables store json or raw; avro is not supported for tables".into(),
+                    ));
+                }
+            }
+            if t.global {
+                if t.agent.is_some() {
+                    return Err(err(key("agent"), "a global table is read-only: it has no writing agent (give it a source_topic)".into()));
+                }
+                continue;
+            }
+            if t.source_topic.is_some() {
+                return Err(err(
+                    key("source_topic"),
+                    "only a global table follows a source topic".into(),
+                ));
+            }
+            let Some(agent) = &t.agent else {
+                return Err(err(
+                    key("agent"),
+                    "name the agent that writes this table (or set global = true)".into(),
+                ));
+            };
+            match self.agents.get(agent) {
+                None => {
+                    return Err(err(
+                        key("agent"),
+                        format!("no agent named '{agent}' in [agents]"),
+                    ));
+                }
+                Some(a) if a.source.topics.is_none() => {
+                    return Err(err(
+                        key("agent"),
+                        format!("agent '{agent}' must read a topic list to be co-partitioned with a table"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Checks that need more than types: exactly one source kind, sane numbers, regexes

@@ -10,6 +10,7 @@ use crate::app::AppShared;
 use crate::kafka::producer::{DeliveryTag, OutRecord};
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::Port;
+use crate::table::{Table, TableError};
 
 use super::status::AgentStatus;
 
@@ -94,6 +95,29 @@ impl AgentContext {
             })
     }
 
+    /// The table `name` with key type `K` and value type `V` (as declared in `tables/`).
+    /// The agent that writes a table reads and writes it in the partition of the event
+    /// in hand; any agent reads a global table.
+    pub fn table<K, V>(&self, name: &str) -> Result<Table<K, V>, TableError>
+    where
+        K: Serialize + DeserializeOwned + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+    {
+        let rt = self
+            .app
+            .tables
+            .get(name)
+            .ok_or_else(|| TableError::Unknown(name.to_string()))?
+            .clone();
+        Table::bind(
+            rt,
+            &self.name,
+            self.app.producer.clone(),
+            self.port.clone(),
+            self.status.clone(),
+        )
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.port.shutdown.borrow()
     }
@@ -134,8 +158,9 @@ impl AgentContext {
     /// Produces a record as it is (bytes already encoded).
     pub async fn send_record(&self, rec: OutRecord) -> Result<(), SendError> {
         let tag = DeliveryTag {
-            token: self.port.current_token(),
+            token: self.port.delivery_token(),
             status: Some(self.status.clone()),
+            on_delivery: None,
         };
         self.app
             .producer

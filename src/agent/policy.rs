@@ -51,6 +51,8 @@ pub struct ErrorHandler {
     pub dead_letter_topic: String,
     producer: SharedProducer,
     status: Arc<AgentStatus>,
+    /// Under exactly-once a dead letter is part of the transaction, not tied to a token.
+    transactional: bool,
 }
 
 impl ErrorHandler {
@@ -60,6 +62,7 @@ impl ErrorHandler {
         dead_letter_topic: String,
         producer: SharedProducer,
         status: Arc<AgentStatus>,
+        transactional: bool,
     ) -> Self {
         Self {
             policy,
@@ -67,6 +70,7 @@ impl ErrorHandler {
             dead_letter_topic,
             producer,
             status,
+            transactional,
         }
     }
 
@@ -111,8 +115,13 @@ impl ErrorHandler {
                     rec.headers.insert(headers::TIMESTAMP, ts.to_string());
                 }
                 let tag = DeliveryTag {
-                    token: token.clone(),
+                    token: if self.transactional {
+                        None
+                    } else {
+                        token.clone()
+                    },
                     status: Some(self.status.clone()),
+                    on_delivery: None,
                 };
                 match self.producer.send(&rec, tag).await {
                     Ok(()) => {

@@ -20,6 +20,7 @@ use crate::kafka::client::{client_config, ClientKind};
 use crate::settings::{AgentSettings, ProcessingGuarantee, Source};
 use crate::stream::typed::{Dispatched, Feed};
 use crate::stream::Port;
+use crate::transactions::SourceHandle;
 
 /// Events buffered per instance between the consumer and the agent.
 const INSTANCE_QUEUE: usize = 1024;
@@ -37,6 +38,8 @@ struct KafkaSide {
     consumer: Arc<StreamConsumer<SourceContext>>,
     trackers: Arc<TrackerMap>,
     senders: Vec<mpsc::Sender<Dispatched>>,
+    tables: Vec<Arc<crate::table::TableRuntime>>,
+    assignments: mpsc::UnboundedReceiver<crate::agent::source::Assignment>,
 }
 
 impl PreparedAgent {
@@ -66,6 +69,7 @@ impl PreparedAgent {
             app.settings.dead_letter_topic(name),
             app.producer.clone(),
             status.clone(),
+            app.transactions.is_some(),
         ));
         let mut feeds = Vec::new();
         let mut kafka = None;
@@ -77,6 +81,8 @@ impl PreparedAgent {
             }
             Source::Topics(_) | Source::Pattern(_) => {
                 let trackers = Arc::new(TrackerMap::default());
+                let tables = app.tables.of_agent(name);
+                let (assign_tx, assign_rx) = mpsc::unbounded_channel();
                 let mut cfg = client_config(&app.settings, ClientKind::Consumer);
                 cfg.set("group.id", app.settings.group_id(name));
                 cfg.set(
@@ -94,6 +100,9 @@ impl PreparedAgent {
                     .create_with_context(SourceContext {
                         agent: name.to_string(),
                         trackers: trackers.clone(),
+                        tables: tables.clone(),
+                        assignments: assign_tx,
+                        transactions: app.transactions.clone(),
                     })
                     .map_err(|e| {
                         anyhow::anyhow!("cannot create the consumer of agent {name}: {e}")
@@ -117,6 +126,8 @@ impl PreparedAgent {
                     consumer: Arc::new(consumer),
                     trackers,
                     senders,
+                    tables,
+                    assignments: assign_rx,
                 });
             }
         }
@@ -131,6 +142,8 @@ impl PreparedAgent {
                     key_codec: key_codec.clone(),
                     handler: handler.clone(),
                     status: status.clone(),
+                    barrier: app.transactions.as_ref().map(|t| t.barrier.clone()),
+                    guard: Mutex::new(None),
                 })
             })
             .collect();
@@ -176,15 +189,40 @@ impl PreparedAgent {
             self.status.clone(),
             app.settings.app.commit_interval,
         );
+        if !kafka.tables.is_empty() {
+            lp.tables = kafka.tables.clone();
+            lp.manager = Some(app.tables.clone());
+            lp.assignments = Some(kafka.assignments);
+        }
+        if let Some(t) = &app.transactions {
+            let (tx, rx) = mpsc::unbounded_channel();
+            t.register(SourceHandle {
+                consumer: kafka.consumer.clone(),
+                trackers: kafka.trackers.clone(),
+                control: tx,
+            });
+            lp.control = Some(rx);
+            lp.transactional = true;
+        }
         lp.run(shutdown).await;
         tracing::info!(agent = %self.name, "stopping: finishing in-flight events");
         wait_all(&self.name, instances, timeout).await;
         if let Err(e) = app.producer.flush(timeout).await {
             tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e}); their events stay uncommitted");
         }
+        if app.transactions.is_some() {
+            // The coordinator's final transaction commits these offsets; it still needs
+            // the consumer (its group metadata), which it holds.
+            drop(lp);
+            tracing::info!(agent = %self.name, "stopped");
+            return;
+        }
         lp.commit(CommitMode::Sync);
         for t in kafka.trackers.all() {
             t.retire();
+        }
+        for t in &kafka.tables {
+            t.close_all();
         }
         drop(lp);
         let consumer = kafka.consumer;

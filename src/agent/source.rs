@@ -22,6 +22,8 @@ use super::status::AgentStatus;
 use crate::stream::ack::{AckToken, PartitionTracker, Rewind};
 use crate::stream::event::{Headers, RawEvent};
 use crate::stream::typed::Dispatched;
+use crate::table::{TableManager, TableRuntime};
+use crate::transactions::{SourceControl, Transactions};
 
 type TrackersByPartition = HashMap<(Arc<str>, i32), Arc<PartitionTracker>>;
 
@@ -60,11 +62,20 @@ impl TrackerMap {
     }
 }
 
-/// Consumer callbacks: on revoke, commit what is done and retire the partition's
-/// tracker so that late acks and queued events of it are ignored.
+/// Partitions newly assigned to an agent with tables, paused until their table
+/// partitions are recovered: partition number → source topics.
+pub(crate) type Assignment = std::collections::BTreeMap<i32, Vec<String>>;
+
+/// Consumer callbacks: on revoke, commit what is done, retire the partition's tracker so
+/// that late acks and queued events of it are ignored, and close its table partitions;
+/// on assign, pause the partitions whose tables must be recovered first.
 pub(crate) struct SourceContext {
     pub agent: String,
     pub trackers: Arc<TrackerMap>,
+    pub tables: Vec<Arc<TableRuntime>>,
+    pub assignments: mpsc::UnboundedSender<Assignment>,
+    /// Under exactly-once, offsets are committed by transactions only.
+    pub transactions: Option<Arc<Transactions>>,
 }
 
 impl ClientContext for SourceContext {}
@@ -72,6 +83,25 @@ impl ClientContext for SourceContext {}
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if let Some(t) = &self.transactions {
+                // Work on these partitions is in the open transaction without its
+                // offsets; it must not commit. The new owner starts from the last commit.
+                if tpl.count() > 0 {
+                    t.request_abort(&format!("partitions revoked from agent {}", self.agent));
+                }
+                for e in tpl.elements() {
+                    if let Some(t) = self.trackers.remove(e.topic(), e.partition()) {
+                        t.retire();
+                    }
+                }
+                for t in &self.tables {
+                    for e in tpl.elements() {
+                        t.close(e.partition());
+                    }
+                }
+                tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions revoked");
+                return;
+            }
             let mut commit = TopicPartitionList::new();
             for e in tpl.elements() {
                 if let Some(t) = self.trackers.remove(e.topic(), e.partition()) {
@@ -90,14 +120,34 @@ impl ConsumerContext for SourceContext {
                     tracing::warn!(agent = %self.agent, "commit on revoke failed: {e}");
                 }
             }
+            let partitions: std::collections::BTreeSet<i32> =
+                tpl.elements().iter().map(|e| e.partition()).collect();
+            for t in &self.tables {
+                for p in &partitions {
+                    t.close(*p);
+                }
+            }
             tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions revoked");
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions assigned")
+                tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions assigned");
+                if !self.tables.is_empty() && tpl.count() > 0 {
+                    // No event of a partition reaches the agent before its tables are whole.
+                    if let Err(e) = consumer.pause(tpl) {
+                        tracing::error!(agent = %self.agent, "cannot pause for table recovery: {e}");
+                    }
+                    let mut a = Assignment::new();
+                    for e in tpl.elements() {
+                        a.entry(e.partition())
+                            .or_default()
+                            .push(e.topic().to_string());
+                    }
+                    let _ = self.assignments.send(a);
+                }
             }
             Rebalance::Error(e) => tracing::error!(agent = %self.agent, "rebalance error: {e}"),
             Rebalance::Revoke(_) => {}
@@ -137,6 +187,13 @@ pub(crate) struct SourceLoop {
     pub senders: Vec<mpsc::Sender<Dispatched>>,
     pub status: Arc<AgentStatus>,
     pub commit_interval: Duration,
+    pub tables: Vec<Arc<TableRuntime>>,
+    pub manager: Option<Arc<TableManager>>,
+    pub assignments: Option<mpsc::UnboundedReceiver<Assignment>>,
+    pub control: Option<mpsc::UnboundedReceiver<SourceControl>>,
+    /// Exactly-once: no commits of our own, the coordinator's transactions commit.
+    pub transactional: bool,
+    recoveries: tokio::task::JoinSet<(i32, Vec<String>, Result<u64, String>)>,
     topics: HashMap<String, Arc<str>>,
     /// The partition of the previous event: most events follow one of the same.
     last: Option<Arc<PartitionTracker>>,
@@ -161,6 +218,12 @@ impl SourceLoop {
             senders,
             status,
             commit_interval,
+            tables: Vec::new(),
+            manager: None,
+            assignments: None,
+            control: None,
+            transactional: false,
+            recoveries: tokio::task::JoinSet::new(),
             topics: HashMap::new(),
             last: None,
             pending_seeks: Vec::new(),
@@ -172,13 +235,31 @@ impl SourceLoop {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
+        let mut assignments = self.assignments.take();
+        let mut control = self.control.take();
         loop {
             let msg = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|s| *s) => break,
+                Some(c) = recv_opt(&mut control) => {
+                    self.obey(c);
+                    continue;
+                }
+                Some(a) = recv_opt(&mut assignments) => {
+                    for (p, topics) in a {
+                        self.recover(p, topics, Duration::ZERO);
+                    }
+                    continue;
+                }
+                Some(done) = self.recoveries.join_next(), if !self.recoveries.is_empty() => {
+                    self.recovered(done);
+                    continue;
+                }
                 _ = commit_tick.tick() => {
                     self.rewind_if_asked();
-                    self.commit(CommitMode::Async);
+                    if !self.transactional {
+                        self.commit(CommitMode::Async);
+                    }
                     continue;
                 }
                 msg = consumer.recv() => msg,
@@ -190,16 +271,99 @@ impl SourceLoop {
                     let tracker = self.tracker_for(&raw);
                     let token = AckToken::dispatch(&tracker, raw.offset);
                     let d = Dispatched::new(Arc::new(raw), token);
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.wait_for(|s| *s) => break,
-                        r = self.senders[instance].send(d) => if r.is_err() { break },
+                    // The coordinator may need this loop (an abort) while the agent
+                    // waits for it (the barrier): keep listening while the queue is full.
+                    let sender = self.senders[instance].clone();
+                    let send = sender.send(d);
+                    tokio::pin!(send);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.wait_for(|s| *s) => return,
+                            Some(c) = recv_opt(&mut control) => self.obey(c),
+                            r = &mut send => {
+                                if r.is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                        }
                     }
                 }
                 Err(e) => self.log_consume_error(&e),
             }
             if self.trackers.attention.load(Ordering::Acquire) {
                 self.rewind_if_asked();
+            }
+        }
+    }
+
+    fn obey(&mut self, c: SourceControl) {
+        match c {
+            SourceControl::Abort(done) => {
+                for t in self.trackers.all() {
+                    if let Some(target) = t.reset_to_committed() {
+                        let reason = "transaction aborted".to_string();
+                        self.pending_seeks.push((
+                            t.topic.clone(),
+                            t.partition,
+                            Rewind {
+                                offset: target,
+                                reason,
+                            },
+                        ));
+                    }
+                }
+                self.seek_pending();
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Opens and recovers the table partitions of `p`, then resumes `p` (see `recovered`).
+    fn recover(&mut self, p: i32, topics: Vec<String>, after: Duration) {
+        let (Some(manager), tables) = (self.manager.clone(), self.tables.clone()) else {
+            return;
+        };
+        self.recoveries.spawn(async move {
+            tokio::time::sleep(after).await;
+            let result = tokio::task::spawn_blocking(move || {
+                let mut records = 0;
+                for t in &tables {
+                    records += manager
+                        .assign_blocking(t, p)
+                        .map_err(|e| format!("table {}: {e}", t.name))?;
+                }
+                Ok(records)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("recovery task failed: {e}")));
+            (p, topics, result)
+        });
+    }
+
+    fn recovered(
+        &mut self,
+        done: Result<(i32, Vec<String>, Result<u64, String>), tokio::task::JoinError>,
+    ) {
+        let Ok((p, topics, result)) = done else {
+            return;
+        };
+        match result {
+            Ok(records) => {
+                let mut tpl = TopicPartitionList::new();
+                for t in &topics {
+                    tpl.add_partition(t, p);
+                }
+                tracing::info!(agent = %self.agent, partition = p, records, "tables ready; resuming partition");
+                // A partition revoked meanwhile is no longer ours to resume.
+                let _ = self.consumer.resume(&tpl);
+            }
+            Err(e) => {
+                tracing::error!(agent = %self.agent, partition = p, "table recovery failed, retrying in 5 s: {e}");
+                self.status
+                    .record_failure(format!("table recovery of partition {p}: {e}"));
+                self.recover(p, topics, Duration::from_secs(5));
             }
         }
     }
@@ -276,6 +440,10 @@ impl SourceLoop {
                 }
             }
         }
+        self.seek_pending();
+    }
+
+    fn seek_pending(&mut self) {
         let seeks = std::mem::take(&mut self.pending_seeks);
         for (topic, partition, r) in seeks {
             match self.consumer.seek(
@@ -327,5 +495,12 @@ impl SourceLoop {
         if let Err(e) = self.consumer.commit(&tpl, mode) {
             tracing::warn!(agent = %self.agent, "offset commit failed: {e}");
         }
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }

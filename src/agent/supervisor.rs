@@ -47,7 +47,24 @@ pub(crate) async fn supervise(func: AgentFn, ctx: AgentContext, port: Arc<Port>)
             Err(_) => break,
         };
         let message = format!("{error:#}");
-        dispose_in_flight(&port, &error, &message).await;
+        let fate = match &ctx.app.transactions {
+            // Whatever the agent wrote for the event is in the open transaction: only an
+            // abort undoes it, and the abort sends the event round again.
+            Some(t) => {
+                if port.take_current().is_some() {
+                    t.request_abort(&format!("agent {} failed: {message}", ctx.name));
+                }
+                InFlightFate::Disposed
+            }
+            None => dispose_in_flight(&port, &error, &message).await,
+        };
+        port.leave_event();
+        if fate == InFlightFate::Abandoned {
+            // Its partition moved away (or was rewound) under it: the failure is an
+            // artefact of the move, and the event will be processed by its owner.
+            tracing::info!(agent = %ctx.name, instance = ctx.instance, "abandoned an event of a partition no longer held: {message}");
+            continue;
+        }
         status.record_failure(message.clone());
         if shutting_down {
             tracing::error!(agent = %ctx.name, instance = ctx.instance, "agent failed during shutdown: {message}");
@@ -72,14 +89,25 @@ pub(crate) async fn supervise(func: AgentFn, ctx: AgentContext, port: Arc<Port>)
     }
     // A clean stop: the last event handed out is done.
     drop(port.take_current());
+    port.leave_event();
     status.set_state(AgentState::Stopped);
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum InFlightFate {
+    None,
+    Disposed,
+    Abandoned,
+}
+
 /// Applies the error policy to the event the failed instance held.
-async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) {
+async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) -> InFlightFate {
     let Some(inflight) = port.take_current() else {
-        return;
+        return InFlightFate::None;
     };
+    if inflight.token.as_ref().is_some_and(|t| !t.is_current()) {
+        return InFlightFate::Abandoned;
+    }
     let stream_error = error.downcast_ref::<StreamError>();
     // A decode failure reached the agent only under policy `fail`; a service outage
     // is never the event's fault: both are delivered again.
@@ -104,4 +132,5 @@ async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) {
             t.fail(message.to_string());
         }
     }
+    InFlightFate::Disposed
 }

@@ -11,7 +11,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::agent::status::AgentStatus;
-use crate::settings::Settings;
+use crate::settings::{ProcessingGuarantee, Settings};
 use crate::stream::ack::AckToken;
 use crate::stream::event::Headers;
 
@@ -28,11 +28,16 @@ pub struct OutRecord {
     pub timestamp: Option<i64>,
 }
 
-/// Who a record was produced for: the event to ack, the agent to count against.
+/// Called with the record's offset once delivered, or the error.
+pub type OnDelivery = Box<dyn FnOnce(Result<i64, String>) + Send + Sync>;
+
+/// Who a record was produced for: the event to ack, the agent to count against, and
+/// what to do once the broker has it (a table applies its write).
 #[derive(Default)]
 pub struct DeliveryTag {
     pub token: Option<AckToken>,
     pub status: Option<Arc<AgentStatus>>,
+    pub on_delivery: Option<OnDelivery>,
 }
 
 pub struct DeliveryContext;
@@ -42,7 +47,13 @@ impl ClientContext for DeliveryContext {}
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<DeliveryTag>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<DeliveryTag>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, mut tag: Box<DeliveryTag>) {
+        if let Some(f) = tag.on_delivery.take() {
+            f(match result {
+                Ok(m) => Ok(m.offset()),
+                Err((e, _)) => Err(e.to_string()),
+            });
+        }
         if let Err((err, msg)) = result {
             let agent = tag.status.as_ref().map(|s| s.name.as_str()).unwrap_or("-");
             tracing::error!(
@@ -69,8 +80,16 @@ pub struct SharedProducer {
 
 impl SharedProducer {
     pub fn new(settings: &Settings) -> Result<Self, KafkaError> {
+        let mut cfg = client_config(settings, ClientKind::Producer);
+        if settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+            cfg.set("transactional.id", settings.transactional_id());
+            // A dead worker's open transaction blocks read_committed readers until it
+            // times out; keep that short.
+            cfg.set("transaction.timeout.ms", "10000");
+            cfg.set("message.timeout.ms", "10000");
+        }
         let producer: ThreadedProducer<DeliveryContext> =
-            client_config(settings, ClientKind::Producer).create_with_context(DeliveryContext)?;
+            cfg.create_with_context(DeliveryContext)?;
         Ok(Self {
             inner: Arc::new(producer),
         })
@@ -124,6 +143,11 @@ impl SharedProducer {
 
     pub fn client(&self) -> &rdkafka::client::Client<DeliveryContext> {
         self.inner.client()
+    }
+
+    /// The librdkafka producer itself (transactions).
+    pub fn raw(&self) -> &ThreadedProducer<DeliveryContext> {
+        &self.inner
     }
 }
 

@@ -27,6 +27,9 @@ struct TrackerState {
     committable: Option<i64>,
     /// What was last handed out for commit.
     committed: Option<i64>,
+    /// The first offset dispatched since the partition was assigned: where processing
+    /// resumed, so where an aborted transaction sends it back to if nothing was committed.
+    base: Option<i64>,
     /// Lowest offset whose processing failed and must be delivered again.
     rewind: Option<(i64, String)>,
 }
@@ -74,6 +77,7 @@ impl PartitionTracker {
         }
         let epoch = self.epoch.load(Ordering::Acquire);
         s.pending.push_back((offset, epoch, false));
+        s.base.get_or_insert(offset);
         epoch
     }
 
@@ -128,6 +132,23 @@ impl PartitionTracker {
             }
             _ => None,
         }
+    }
+
+    /// Records that `offset` was committed (in a transaction).
+    pub fn set_committed(&self, offset: i64) {
+        self.lock().committed = Some(offset);
+    }
+
+    /// A transaction was aborted: forget everything processed since the last commit and
+    /// return the offset to seek back to (None when nothing was dispatched yet).
+    pub fn reset_to_committed(&self) -> Option<i64> {
+        let mut s = self.lock();
+        let target = s.committed.or(s.base)?;
+        s.pending.clear();
+        s.committable = s.committed;
+        s.rewind = None;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        Some(target)
     }
 
     /// The offset to commit, whether or not it moved (for final and revoke commits).
@@ -320,6 +341,35 @@ mod tests {
         drop(a);
         assert_eq!(t.committable(), None);
         assert_eq!(t.in_flight(), 1);
+    }
+
+    #[test]
+    fn an_abort_goes_back_to_the_last_commit_or_the_start() {
+        let t = tracker();
+        assert_eq!(t.reset_to_committed(), None);
+        drop(
+            (5..8)
+                .map(|o| AckToken::dispatch(&t, o))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(t.committable(), Some(8));
+        assert_eq!(
+            t.reset_to_committed(),
+            Some(5),
+            "nothing committed: back to the start"
+        );
+        assert_eq!(t.committable(), None);
+        drop(
+            (5..8)
+                .map(|o| AckToken::dispatch(&t, o))
+                .collect::<Vec<_>>(),
+        );
+        t.set_committed(8);
+        let late = AckToken::dispatch(&t, 8);
+        assert_eq!(t.reset_to_committed(), Some(8));
+        assert!(!late.is_current());
+        drop(late);
+        assert_eq!(t.committable(), Some(8));
     }
 
     #[test]

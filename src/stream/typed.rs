@@ -101,6 +101,10 @@ pub struct Port {
     pub(crate) key_codec: Codec,
     pub(crate) handler: Arc<ErrorHandler>,
     pub(crate) status: Arc<AgentStatus>,
+    /// Under exactly-once: held for reading while an event is processed, so that a
+    /// transaction commit always falls between two events.
+    pub(crate) barrier: Option<Arc<tokio::sync::RwLock<()>>>,
+    pub(crate) guard: Mutex<Option<tokio::sync::OwnedRwLockReadGuard<()>>>,
 }
 
 impl Port {
@@ -111,12 +115,45 @@ impl Port {
             .take()
     }
 
+    /// Waits for the commit barrier (exactly-once only) before an event is handed out.
+    async fn enter_event(&self) {
+        if let Some(b) = &self.barrier {
+            let g = b.clone().read_owned().await;
+            *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
+        }
+    }
+
+    /// The agent is done with its event (or failed): a commit may happen.
+    pub(crate) fn leave_event(&self) {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// The token a produced record should carry: under exactly-once none, because the
+    /// transaction's commit, not each delivery, decides what counts.
+    pub(crate) fn delivery_token(&self) -> Option<AckToken> {
+        if self.barrier.is_some() {
+            None
+        } else {
+            self.current_token()
+        }
+    }
+
     pub(crate) fn current_token(&self) -> Option<AckToken> {
         self.current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|c| c.token.clone())
+    }
+
+    /// The partition of the event in hand (tables are co-partitioned with it).
+    pub(crate) fn current_partition(&self) -> Option<i32> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.raw.partition)
+            .filter(|p| *p >= 0)
     }
 
     fn set_current(&self, c: InFlight) {
@@ -168,6 +205,7 @@ where
     /// by this call: an agent is done with an event when it asks for the next one.
     pub async fn next(&mut self) -> Result<Option<Event<V, K>>, StreamError> {
         drop(self.port.take_current());
+        self.port.leave_event();
         let mut shutdown = self.port.shutdown.clone();
         loop {
             if *shutdown.borrow() {
@@ -230,6 +268,15 @@ where
                     (Arc::new(raw), None)
                 }
             };
+            self.port.enter_event().await;
+            if token.as_ref().is_some_and(|t| !t.is_current()) {
+                // An abort rewound the partition while we waited for the barrier.
+                if let Some(t) = &token {
+                    t.forget();
+                }
+                self.port.leave_event();
+                continue;
+            }
             AgentStatus::incr(&self.port.status.events_in);
             match self.decode(&raw).await {
                 Ok(event) => {
@@ -255,7 +302,11 @@ where
                         .dispose(&raw, token.clone(), FailureKind::Decode, &message)
                         .await
                     {
-                        Disposition::Skipped | Disposition::DeadLettered => continue,
+                        Disposition::Skipped | Disposition::DeadLettered => {
+                            drop(token);
+                            self.port.leave_event();
+                            continue;
+                        }
                         Disposition::Fail => {
                             self.port.set_current(InFlight { raw, token });
                             return Err(StreamError::Decode {

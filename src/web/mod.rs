@@ -11,6 +11,8 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::app::{AppError, AppShared};
 
+pub mod tables;
+
 /// Binds `addr` (a clear error if it is taken) and serves until shutdown.
 pub async fn serve(
     shared: Arc<AppShared>,
@@ -35,6 +37,7 @@ pub async fn serve(
 pub fn routes(
     shared: Arc<AppShared>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let tables = tables::routes(shared.clone());
     let with = warp::any().map(move || shared.clone());
     let health = warp::path!("health")
         .and(warp::get())
@@ -50,10 +53,14 @@ pub fn routes(
         .map(|s: Arc<AppShared>| {
             warp::reply::json(&json!({
                 "app": s.settings.app.id,
-                "endpoints": ["/health", "/agents"],
+                "endpoints": ["/health", "/agents", "/tables", "/tables/{name}", "/tables/{name}/{key}"],
             }))
         });
-    health.or(agents).or(index).recover(handle_rejection)
+    health
+        .or(agents)
+        .or(tables)
+        .or(index)
+        .recover(handle_rejection)
 }
 
 fn health(s: &AppShared) -> warp::reply::WithStatus<warp::reply::Json> {

@@ -183,11 +183,16 @@ impl Worker {
     /// Writes `[app]`/`[web]` sections for `app_id` followed by `agents_toml`, and
     /// starts `cta-stream worker -l info`.
     pub fn start(app_id: &str, agents_toml: &str) -> Worker {
+        Self::start_with(app_id, "commit_interval = \"200ms\"\n", agents_toml)
+    }
+
+    /// Like `start`, with extra `[app]` keys.
+    pub fn start_with(app_id: &str, app_toml: &str, agents_toml: &str) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let settings = dir.path().join("settings.toml");
         let text = format!(
-            "[app]\nid = \"{app_id}\"\nbroker = \"{}\"\ncommit_interval = \"200ms\"\nshutdown_timeout = \"20s\"\n\
+            "[app]\nid = \"{app_id}\"\nbroker = \"{}\"\nshutdown_timeout = \"20s\"\n{app_toml}\
              [web]\nbind = \"127.0.0.1:{port}\"\n[services]\nschema_registry = \"\"\n{agents_toml}\n",
             broker()
         );

@@ -1,0 +1,250 @@
+//! Tables: key/value state kept in RocksDB per partition and mirrored to a compacted
+//! changelog topic, so it survives crashes and follows partitions between workers.
+//!
+//! A table is written by one agent and co-partitioned with that agent's sources: a
+//! write made while processing an event of partition `p` goes to table partition `p`.
+//! A global table is held whole by every worker and is read-only.
+
+pub mod decl;
+pub mod manager;
+pub mod partition;
+pub(crate) mod recovery;
+pub mod store;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use decl::{TableDecl, TableRegistry};
+pub use manager::{TableManager, TableRuntime};
+pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
+
+use crate::agent::status::AgentStatus;
+use crate::kafka::producer::{DeliveryTag, OutRecord, SharedProducer};
+use crate::stream::Port;
+
+#[derive(Debug, Error)]
+pub enum TableError {
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("table codec: {0}")]
+    Codec(String),
+    #[error("table Kafka client: {0}")]
+    Kafka(String),
+    #[error("table {0} is in the settings but not declared with register_table!")]
+    Undeclared(String),
+    #[error("no table named '{0}' in the settings ([tables.{0}])")]
+    Unknown(String),
+    #[error("table {table} is declared as <{declared_key}, {declared_value}>, not <{asked_key}, {asked_value}>")]
+    WrongTypes {
+        table: String,
+        declared_key: &'static str,
+        declared_value: &'static str,
+        asked_key: &'static str,
+        asked_value: &'static str,
+    },
+    #[error("agent {agent} cannot use table {table}: {reason}")]
+    NotAllowed {
+        table: String,
+        agent: String,
+        reason: String,
+    },
+    #[error("table {table}: partition {partition} is not held by this worker (revoked)")]
+    NotHeld { table: String, partition: i32 },
+    #[error("table {0}: there is no event in hand to take the partition from, and the table has several partitions")]
+    NoPartition(String),
+    #[error("table {table}: cannot write its changelog: {message}")]
+    Changelog { table: String, message: String },
+    #[error("the table was closed")]
+    Closed,
+}
+
+/// An agent's handle on a table.
+pub struct Table<K, V> {
+    rt: Arc<TableRuntime>,
+    producer: SharedProducer,
+    port: Arc<Port>,
+    status: Arc<AgentStatus>,
+    writable: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for Table<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            rt: self.rt.clone(),
+            producer: self.producer.clone(),
+            port: self.port.clone(),
+            status: self.status.clone(),
+            writable: self.writable,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Table<K, V>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    pub(crate) fn bind(
+        rt: Arc<TableRuntime>,
+        agent: &str,
+        producer: SharedProducer,
+        port: Arc<Port>,
+        status: Arc<AgentStatus>,
+    ) -> Result<Self, TableError> {
+        let d = &rt.decl;
+        if (d.key_id)() != std::any::TypeId::of::<K>()
+            || (d.value_id)() != std::any::TypeId::of::<V>()
+        {
+            return Err(TableError::WrongTypes {
+                table: rt.name.to_string(),
+                declared_key: d.key_type,
+                declared_value: d.value_type,
+                asked_key: std::any::type_name::<K>(),
+                asked_value: std::any::type_name::<V>(),
+            });
+        }
+        let writable = rt.settings.agent.as_deref() == Some(agent);
+        if !writable && !rt.is_global() {
+            return Err(TableError::NotAllowed {
+                table: rt.name.to_string(),
+                agent: agent.to_string(),
+                reason: format!(
+                    "it is written by agent {:?}; other agents read tables through a global table",
+                    rt.settings.agent.as_deref().unwrap_or("-")
+                ),
+            });
+        }
+        Ok(Self {
+            rt,
+            producer,
+            port,
+            status,
+            writable,
+            _types: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.rt.name
+    }
+
+    /// The partition the agent works in: the current event's (tables are co-partitioned
+    /// with their agent's sources), or the only one.
+    fn partition(&self) -> Result<Arc<TablePartition>, TableError> {
+        let p = if self.rt.is_global() {
+            -1
+        } else if self.rt.partitions == 1 {
+            0
+        } else {
+            self.port
+                .current_partition()
+                .ok_or_else(|| TableError::NoPartition(self.rt.name.to_string()))?
+        };
+        self.rt.partition(p).ok_or_else(|| TableError::NotHeld {
+            table: self.rt.name.to_string(),
+            partition: p,
+        })
+    }
+
+    async fn encode_key(&self, key: &K) -> Result<Vec<u8>, TableError> {
+        self.rt
+            .key_codec
+            .encode(key)
+            .await
+            .map_err(|e| TableError::Codec(e.to_string()))
+    }
+
+    async fn decode_value(&self, bytes: &[u8]) -> Result<V, TableError> {
+        self.rt
+            .value_codec
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| TableError::Codec(e.to_string()))
+    }
+
+    pub async fn get(&self, key: &K) -> Result<Option<V>, TableError> {
+        let part = self.partition()?;
+        let k = self.encode_key(key).await?;
+        match part.get(&k)? {
+            Some(v) => Ok(Some(self.decode_value(&v).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry of the partition in hand (of the whole table, for a global table).
+    pub async fn entries(&self) -> Result<Vec<(K, V)>, TableError> {
+        let part = self.partition()?;
+        let mut out = Vec::new();
+        for (k, v) in part.scan(None, usize::MAX)? {
+            let key = self
+                .rt
+                .key_codec
+                .decode(Some(&k))
+                .await
+                .map_err(|e| TableError::Codec(e.to_string()))?;
+            out.push((key, self.decode_value(&v).await?));
+        }
+        Ok(out)
+    }
+
+    pub async fn insert(&self, key: &K, value: &V) -> Result<(), TableError> {
+        let v = self
+            .rt
+            .value_codec
+            .encode(value)
+            .await
+            .map_err(|e| TableError::Codec(e.to_string()))?;
+        self.write(key, Some(v)).await
+    }
+
+    pub async fn remove(&self, key: &K) -> Result<(), TableError> {
+        self.write(key, None).await
+    }
+
+    async fn write(&self, key: &K, value: Option<Vec<u8>>) -> Result<(), TableError> {
+        if !self.writable {
+            return Err(TableError::NotAllowed {
+                table: self.rt.name.to_string(),
+                agent: self.status.name.clone(),
+                reason: "a global table is read-only".into(),
+            });
+        }
+        let part = self.partition()?;
+        let k = self.encode_key(key).await?;
+        let seq = part.stage(k.clone(), value.clone());
+        let rec = OutRecord {
+            topic: self.rt.changelog.clone(),
+            partition: Some(part.partition),
+            key: Some(k.clone()),
+            value: value.clone(),
+            ..OutRecord::default()
+        };
+        let applied = part.clone();
+        let staged_key = k;
+        let tag = DeliveryTag {
+            token: self.port.delivery_token(),
+            status: Some(self.status.clone()),
+            on_delivery: Some(Box::new(move |result| match result {
+                Ok(offset) => applied.applied(&staged_key, value.as_deref(), offset, seq),
+                Err(_) => applied.unstage(&staged_key, seq),
+            })),
+        };
+        if let Err(e) = self.producer.send(&rec, tag).await {
+            // The tag (and its unstaging) was dropped with the record: unstage here.
+            if let Some(k) = rec.key.as_deref() {
+                part.unstage(k, seq);
+            }
+            return Err(TableError::Changelog {
+                table: self.rt.name.to_string(),
+                message: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! Tables of the example agents (see agents/examples.rs).
+
+use cta_stream::register_table;
+
+// Records per key, written by the `count_keys` agent.
+register_table!("key_counts", String, u64);
+// The same counts, held whole by every worker (a global table following the changelog).
+register_table!("key_counts_all", String, u64);
+// Times each job id was processed, written by the `jobs` agent when configured.
+register_table!("jobs_seen", u64, u64);
