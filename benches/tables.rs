@@ -93,6 +93,7 @@ async fn fill(topic: &str, n: u64, keys: u64, value: impl Fn(u64) -> String) {
 fn bare_read(topic: &str, mut each: impl FnMut(&[u8])) -> (u64, f64) {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker())
+        .set("group.id", unique("bench-bare-read"))
         .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
@@ -125,6 +126,7 @@ fn span_secs(topic: &str) -> (u64, f64) {
     let mut last = 0i64;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker())
+        .set("group.id", unique("bench-span"))
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .create()

@@ -430,3 +430,86 @@ async fn under_exactly_once_counts_are_exact_after_repeated_sigkills() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_behind_the_changelog_start_is_wiped_and_rebuilt() {
+    require_broker();
+    let app = unique("lso");
+    let input = format!("{app}-in");
+    let changelog = format!("{app}-key_counts-changelog");
+    create_topic(&input, 1).await;
+    feed(&input, 200, 20).await;
+    let mut w = Worker::start(&app, &count_agent(&app, &input, 1, 0));
+    w.wait_healthy(Duration::from_secs(60)).await;
+    wait_for_total(&w, "key_counts", 200, Duration::from_secs(60)).await;
+    w.signal("TERM");
+    assert!(w.wait_exit(Duration::from_secs(30)).success());
+
+    // Meanwhile the changelog moved on (50 writes of new keys) and its start moved past
+    // everything the local store has (retention, or records deleted).
+    let p = producer();
+    for i in 0..50 {
+        produce(
+            &p,
+            &changelog,
+            Some(&format!("\"z-{i:02}\"")),
+            &i.to_string(),
+        )
+        .await;
+    }
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", broker())
+            .create()
+            .unwrap();
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .unwrap();
+    use rdkafka::consumer::Consumer;
+    let (_, high) = c
+        .fetch_watermarks(&changelog, 0, Duration::from_secs(10))
+        .unwrap();
+    // Kafka deletes records only from topics whose policy includes "delete".
+    let cfg =
+        rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&changelog))
+            .set("cleanup.policy", "compact,delete");
+    for r in admin
+        .alter_configs([&cfg], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&changelog, 0, rdkafka::Offset::Offset(high - 10))
+        .unwrap();
+    let done = admin
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    for e in done.elements() {
+        e.error().unwrap();
+    }
+    let (low, _) = c
+        .fetch_watermarks(&changelog, 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(low, high - 10);
+
+    let mut w = w.restart();
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let rec = recovery_records(&w, "key_counts").await;
+    assert_eq!(
+        rec,
+        vec![(0, 10, true)],
+        "a full rebuild of what the changelog still has\n{}",
+        w.log_text()
+    );
+    let content = table_content(&w, "key_counts").await;
+    let want: BTreeMap<String, u64> = (40..50).map(|i| (format!("z-{i:02}"), i)).collect();
+    assert_eq!(
+        content, want,
+        "old entries the changelog no longer has are gone"
+    );
+    assert!(w.log_text().contains("behind the changelog's start"));
+}

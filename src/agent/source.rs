@@ -62,6 +62,9 @@ impl TrackerMap {
     }
 }
 
+/// A finished recovery: partition, its source topics, records read or the error.
+type Recovered = (i32, Vec<String>, Result<u64, String>);
+
 /// Partitions newly assigned to an agent with tables, paused until their table
 /// partitions are recovered: partition number → source topics.
 pub(crate) type Assignment = std::collections::BTreeMap<i32, Vec<String>>;
@@ -193,7 +196,7 @@ pub(crate) struct SourceLoop {
     pub control: Option<mpsc::UnboundedReceiver<SourceControl>>,
     /// Exactly-once: no commits of our own, the coordinator's transactions commit.
     pub transactional: bool,
-    recoveries: tokio::task::JoinSet<(i32, Vec<String>, Result<u64, String>)>,
+    recoveries: tokio::task::JoinSet<Recovered>,
     topics: HashMap<String, Arc<str>>,
     /// The partition of the previous event: most events follow one of the same.
     last: Option<Arc<PartitionTracker>>,
@@ -342,10 +345,7 @@ impl SourceLoop {
         });
     }
 
-    fn recovered(
-        &mut self,
-        done: Result<(i32, Vec<String>, Result<u64, String>), tokio::task::JoinError>,
-    ) {
+    fn recovered(&mut self, done: Result<Recovered, tokio::task::JoinError>) {
         let Ok((p, topics, result)) = done else {
             return;
         };

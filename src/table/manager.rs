@@ -209,9 +209,7 @@ impl TableManager {
         let part = table.open(&self.env, p)?;
         let spec = RecoverySpec {
             settings: &self.settings,
-            env: &self.env,
             changelog: &table.changelog,
-            store_path: &table.store_path(p),
         };
         match recover(&spec, &part) {
             Ok(n) => {
@@ -346,6 +344,22 @@ fn follow(
         )));
     }
     let store = part.store().ok_or(TableError::Closed)?;
+    let mut watermarks = BTreeMap::new();
+    for &p in &partitions {
+        let w = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| TableError::Kafka(e.to_string()))?;
+        watermarks.insert(p, w);
+    }
+    // One store holds every partition: if any partition's start moved past what it
+    // holds, start over from scratch.
+    for (&p, &(low, _)) in &watermarks {
+        if store.changelog_offset(p)?.is_some_and(|o| o + 1 < low) {
+            tracing::warn!(table = %table.name, "local store is behind the start of {topic}[{p}]: rebuilding it");
+            store.clear()?;
+            break;
+        }
+    }
     let mut tpl = TopicPartitionList::new();
     let mut end = 0i64;
     let mut from = 0i64;
@@ -354,9 +368,7 @@ fn follow(
             Some(o) => Offset::Offset(o + 1),
             None => Offset::Beginning,
         };
-        let (low, high) = c
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .map_err(|e| TableError::Kafka(e.to_string()))?;
+        let (low, high) = watermarks[&p];
         end += high;
         from += match start {
             Offset::Offset(o) => o.max(low),

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::store::{Change, Store, StoreError};
+use super::store::{Change, Entry, Store, StoreError};
+
+/// Writes on their way to the changelog: key → (sequence, value; `None` = removal).
+type Staged = HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,8 +61,7 @@ pub struct TablePartition {
     pub table: Arc<str>,
     pub partition: i32,
     store: RwLock<Option<Arc<Store>>>,
-    /// key → (sequence of the write, value; `None` = removal)
-    staged: Mutex<HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>>,
+    staged: Mutex<Staged>,
     seq: AtomicU64,
     closed: AtomicBool,
     progress: Mutex<(RecoveryProgress, Option<Instant>)>,
@@ -88,7 +90,7 @@ impl TablePartition {
         self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn staged(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>> {
+    fn staged(&self) -> std::sync::MutexGuard<'_, Staged> {
         self.staged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -163,11 +165,7 @@ impl TablePartition {
     }
 
     /// Up to `limit` entries after `after`, staged writes included.
-    pub fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let staged: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .staged()
             .iter()
@@ -197,15 +195,6 @@ impl TablePartition {
                 tracing::warn!(table = %self.table, partition = self.partition, "flush on close: {e}");
             }
         }
-    }
-
-    /// Replaces the store (after a full rebuild wiped it).
-    pub fn replace_store(&self, store: Store) {
-        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(store));
-    }
-
-    pub fn take_store(&self) -> Option<Arc<Store>> {
-        self.store.write().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn set_progress(&self, f: impl FnOnce(&mut RecoveryProgress)) {

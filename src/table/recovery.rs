@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::partition::{RecoveryState, TablePartition};
-use super::store::{Change, Store, StoreEnv};
+use super::store::Change;
 use super::TableError;
 use crate::kafka::client::{client_config, ClientKind};
 use crate::settings::{ProcessingGuarantee, Settings};
@@ -20,9 +20,7 @@ const BATCH: usize = 5_000;
 
 pub(crate) struct RecoverySpec<'a> {
     pub settings: &'a Settings,
-    pub env: &'a StoreEnv,
     pub changelog: &'a str,
-    pub store_path: &'a std::path::Path,
 }
 
 /// Consumer callbacks of recovery and global-table readers: the end of a partition is
@@ -31,7 +29,11 @@ pub(crate) struct ReaderContext;
 
 impl rdkafka::client::ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
             tracing::warn!("table reader: {error}: {reason}");
         }
     }
@@ -73,7 +75,7 @@ pub(crate) fn recover(spec: &RecoverySpec<'_>, part: &TablePartition) -> Result<
         };
         if full && stored.is_some() {
             tracing::warn!(table = %part.table, partition = p, "local store is behind the changelog's start ({low}): rebuilding it");
-            wipe(spec, part)?;
+            store.clear()?;
         }
         let start = if full {
             low
@@ -102,7 +104,6 @@ pub(crate) fn recover(spec: &RecoverySpec<'_>, part: &TablePartition) -> Result<
         c.assign(&tpl)
             .map_err(|e| TableError::Kafka(e.to_string()))?;
 
-        let store = part.store().ok_or(TableError::Closed)?;
         let mut batch: Vec<Change> = Vec::with_capacity(BATCH);
         let mut last = None;
         let mut records = 0u64;
@@ -129,8 +130,7 @@ pub(crate) fn recover(spec: &RecoverySpec<'_>, part: &TablePartition) -> Result<
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
                 Some(Err(e)) if is_out_of_range(&e) => {
                     tracing::warn!(table = %part.table, partition = p, "changelog start moved during recovery ({e}): rebuilding");
-                    drop(store);
-                    wipe(spec, part)?;
+                    store.clear()?;
                     continue 'attempt;
                 }
                 Some(Err(e)) => {
@@ -218,17 +218,4 @@ fn watermarks(
             }
         }
     }
-}
-
-fn wipe(spec: &RecoverySpec<'_>, part: &TablePartition) -> Result<(), TableError> {
-    if let Some(old) = part.take_store() {
-        match std::sync::Arc::try_unwrap(old) {
-            Ok(store) => store.destroy(spec.env)?,
-            // Still referenced by a reader: drop our handle and remove the files after.
-            Err(shared) => drop(shared),
-        }
-    }
-    let _ = std::fs::remove_dir_all(spec.store_path);
-    part.replace_store(Store::open(spec.env, spec.store_path)?);
-    Ok(())
 }

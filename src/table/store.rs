@@ -90,6 +90,9 @@ pub struct Store {
 /// One change to apply: `None` deletes the key.
 pub type Change = (Vec<u8>, Option<Vec<u8>>);
 
+/// Encoded key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 impl Store {
     pub fn open(env: &StoreEnv, path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| err(path, e))?;
@@ -142,11 +145,7 @@ impl Store {
     }
 
     /// Up to `limit` entries in key order, after `after` (exclusive) when given.
-    pub fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let mut it = self.db.raw_iterator();
         match after {
             Some(a) => {
@@ -199,11 +198,16 @@ impl Store {
         self.db.flush().map_err(|e| err(&self.path, e))
     }
 
-    /// Deletes the store's files (a full rebuild follows).
-    pub fn destroy(self, env: &StoreEnv) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        drop(self.db);
-        DB::destroy(&env.options(), &path).map_err(|e| err(&path, e))
+    /// Removes every entry and offset (a full rebuild follows). Done in place, so that
+    /// readers holding the store keep a valid, if empty, database.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range([META], [DATA + 1]);
+        self.db
+            .write_opt(batch, &self.write)
+            .map_err(|e| err(&self.path, e))?;
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+        Ok(())
     }
 }
 
@@ -256,6 +260,9 @@ mod tests {
         assert_eq!(s.changelog_offset(0).unwrap(), Some(8));
         assert_eq!(s.changelog_offset(3).unwrap(), Some(100));
         assert_eq!(s.count_keys().unwrap(), 1);
+        s.clear().unwrap();
+        assert_eq!(s.count_keys().unwrap(), 0);
+        assert_eq!(s.changelog_offset(0).unwrap(), None);
         assert_eq!(s.get(b"a").unwrap(), None);
         assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
     }

@@ -85,29 +85,31 @@ fn list(s: &AppShared) -> Value {
     })
 }
 
-fn table<'a>(s: &'a AppShared, name: &str) -> Result<&'a Arc<TableRuntime>, warp::reply::Response> {
-    s.tables
-        .get(name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no table named '{name}'")))
+/// An error answer, boxed: responses are large and travel in `Result`s.
+type Refusal = Box<warp::reply::Response>;
+
+fn table<'a>(s: &'a AppShared, name: &str) -> Result<&'a Arc<TableRuntime>, Refusal> {
+    s.tables.get(name).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no table named '{name}'"),
+        ))
+    })
 }
 
 /// A key from its text form to the bytes the table stores.
-async fn key_bytes(
-    t: &TableRuntime,
-    text: &str,
-) -> Result<(Value, Vec<u8>), warp::reply::Response> {
+async fn key_bytes(t: &TableRuntime, text: &str) -> Result<(Value, Vec<u8>), Refusal> {
     let key = t
         .decl
         .key_from_text(text)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
-    let bytes = match (&t.key_codec, &key) {
-        (Codec::Raw, Value::String(s)) => s.clone().into_bytes(),
-        _ => t
-            .key_codec
-            .encode(&key)
-            .await
-            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("key {text}: {e}")))?,
-    };
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e)))?;
+    let bytes =
+        match (&t.key_codec, &key) {
+            (Codec::Raw, Value::String(s)) => s.clone().into_bytes(),
+            _ => t.key_codec.encode(&key).await.map_err(|e| {
+                Box::new(error(StatusCode::BAD_REQUEST, format!("key {text}: {e}")))
+            })?,
+        };
     Ok((key, bytes))
 }
 
@@ -122,7 +124,7 @@ fn show(codec: &Codec, bytes: &[u8]) -> Value {
 async fn page(s: &AppShared, name: &str, q: PageQuery) -> warp::reply::Response {
     let t = match table(s, name) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
@@ -134,7 +136,7 @@ async fn page(s: &AppShared, name: &str, q: PageQuery) -> warp::reply::Response 
     let after = match &q.after {
         Some(a) => match key_bytes(t, a).await {
             Ok((_, b)) => Some(b),
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         None => None,
     };
@@ -177,11 +179,11 @@ fn key_text(v: &Value) -> String {
 async fn lookup(s: &AppShared, name: &str, text: &str) -> warp::reply::Response {
     let t = match table(s, name) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (key, bytes) = match key_bytes(t, text).await {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     for part in t.held() {
         match part.get(&bytes) {
