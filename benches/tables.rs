@@ -136,8 +136,11 @@ fn span_secs(topic: &str) -> (u64, f64) {
         .unwrap();
     c.assign(&tpl).unwrap();
     let mut n = 0;
+    // A transaction still open on the topic holds read_committed readers back until it
+    // completes or times out (10 s).
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match c.poll(Duration::from_secs(10)) {
+        match c.poll(Duration::from_secs(1)) {
             Some(Ok(m)) => {
                 let ts = m.timestamp().to_millis().unwrap();
                 first.get_or_insert(ts);
@@ -145,7 +148,11 @@ fn span_secs(topic: &str) -> (u64, f64) {
                 n += 1;
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            other => panic!("{other:?}"),
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => assert!(
+                Instant::now() < deadline,
+                "no end of {topic} after {n} records"
+            ),
         }
     }
     (n, (last - first.unwrap_or(last)) as f64 / 1000.0)

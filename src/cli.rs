@@ -271,20 +271,9 @@ fn agents(settings: Settings, json: bool) -> ExitCode {
                     .any(|(n, a)| a.function_name(n) == *f)
             })
             .collect();
-        if !unused.is_empty() {
-            println!(
-                "\nregistered functions without a settings entry: {}",
-                unused.join(", ")
-            );
-        }
+        note_unused("registered functions", &unused);
     }
-    match validation {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    exit_for(validation)
 }
 
 fn tables(settings: Settings, json: bool) -> ExitCode {
@@ -347,13 +336,19 @@ fn tables(settings: Settings, json: bool) -> ExitCode {
             .into_iter()
             .filter(|n| !settings.tables.contains_key(*n))
             .collect();
-        if !unused.is_empty() {
-            println!(
-                "\ndeclared tables without a settings entry: {}",
-                unused.join(", ")
-            );
-        }
+        note_unused("declared tables", &unused);
     }
+    exit_for(validation)
+}
+
+fn note_unused(what: &str, names: &[&str]) {
+    if !names.is_empty() {
+        println!("\n{what} without a settings entry: {}", names.join(", "));
+    }
+}
+
+/// Listing commands print what they can, then fail on invalid settings.
+fn exit_for(validation: Result<(), settings::SettingsError>) -> ExitCode {
     match validation {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

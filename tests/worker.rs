@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Starts a worker running the example agent `jobs` from `<app>-in` to `<app>-out`,
+/// with `extra` settings lines for the agent.
+fn start_jobs(app: &str, extra: &str) -> (Worker, String, String) {
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let w = Worker::start(
+        app,
+        &format!("[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n{extra}"),
+    );
+    (w, input, output)
+}
+
 fn ids(records: &[Record]) -> Vec<u64> {
     records
         .iter()
@@ -103,13 +114,7 @@ async fn a_timer_agent_emits_at_its_interval() {
 async fn a_failing_agent_is_restarted_and_every_event_is_processed() {
     require_broker();
     let app = unique("flaky");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    let mut w = Worker::start(
-        &app,
-        &format!(
-            "[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\non_error = \"fail\"\n"
-        ),
-    );
+    let (mut w, input, output) = start_jobs(&app, "on_error = \"fail\"\n");
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     for id in 0..40u64 {
@@ -151,13 +156,7 @@ async fn a_failing_agent_is_restarted_and_every_event_is_processed() {
 async fn the_dead_letter_policy_writes_bad_events_with_their_origin() {
     require_broker();
     let app = unique("dlq");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    let mut w = Worker::start(
-        &app,
-        &format!(
-            "[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\non_error = \"dead-letter\"\n"
-        ),
-    );
+    let (mut w, input, output) = start_jobs(&app, "on_error = \"dead-letter\"\n");
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     let values = [
@@ -207,13 +206,7 @@ async fn the_dead_letter_policy_writes_bad_events_with_their_origin() {
 async fn the_skip_policy_logs_counts_and_goes_on() {
     require_broker();
     let app = unique("skip");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    let mut w = Worker::start(
-        &app,
-        &format!(
-            "[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\non_error = \"skip\"\n"
-        ),
-    );
+    let (mut w, input, output) = start_jobs(&app, "on_error = \"skip\"\n");
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     for v in [r#"{"id":1}"#, "garbage", r#"{"id":2}"#, "[]", r#"{"id":3}"#] {
@@ -286,11 +279,7 @@ async fn sigkill_and_restart_resume_from_the_committed_offset_without_a_gap() {
 async fn sigterm_stops_cleanly_with_offsets_committed() {
     require_broker();
     let app = unique("term");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    let mut w = Worker::start(
-        &app,
-        &format!("[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n"),
-    );
+    let (mut w, input, output) = start_jobs(&app, "");
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     for id in 0..200u64 {
@@ -309,11 +298,7 @@ async fn sigterm_stops_cleanly_with_offsets_committed() {
 async fn sigterm_waits_for_the_event_in_flight_and_a_second_signal_exits_at_once() {
     require_broker();
     let app = unique("busy");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    let mut w = Worker::start(
-        &app,
-        &format!("[agents.jobs]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n"),
-    );
+    let (mut w, input, output) = start_jobs(&app, "");
     w.wait_healthy(Duration::from_secs(60)).await;
     let p = producer();
     produce(&p, &input, None, r#"{"id":1,"sleep_ms":1500}"#).await;

@@ -260,11 +260,12 @@ mod tests {
         assert_eq!(s.changelog_offset(0).unwrap(), Some(8));
         assert_eq!(s.changelog_offset(3).unwrap(), Some(100));
         assert_eq!(s.count_keys().unwrap(), 1);
+        assert_eq!(s.get(b"a").unwrap(), None);
+        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
         s.clear().unwrap();
         assert_eq!(s.count_keys().unwrap(), 0);
         assert_eq!(s.changelog_offset(0).unwrap(), None);
-        assert_eq!(s.get(b"a").unwrap(), None);
-        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get(b"b").unwrap(), None);
     }
 
     #[test]
