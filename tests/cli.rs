@@ -187,3 +187,36 @@ async fn send_writes_a_json_record_with_its_key() {
     assert_eq!(got[0].key.as_deref(), Some("station-1"));
     assert_eq!(got[0].value.as_deref(), Some(r#"{"a":1}"#));
 }
+
+#[test]
+fn tables_lists_the_tables_of_the_settings_with_their_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(
+        &path,
+        "[app]\nid = \"t\"\n[agents.count_keys]\nsource.topics = [\"in\"]\ncodec = \"raw\"\n\
+         [tables.key_counts]\nagent = \"count_keys\"\npartitions = 3\n\
+         [tables.key_counts_all]\nglobal = true\nsource_topic = \"t-key_counts-changelog\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--settings")
+        .arg(&path)
+        .args(["tables", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tables"][0];
+    assert_eq!(t["name"], "key_counts");
+    assert_eq!(t["partitions"], 3);
+    assert_eq!(t["changelog"], "t-key_counts-changelog");
+    assert_eq!(t["key_type"], "String");
+    assert_eq!(t["value_type"], "u64");
+    assert_eq!(v["tables"][1]["global"], true);
+    assert_eq!(v["tables"][1]["source_topic"], "t-key_counts-changelog");
+}
