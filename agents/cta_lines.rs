@@ -311,4 +311,46 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn arrivals_fit_the_arrival_schema() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        for f in ["arrival_key", "arrival_value", "turnstile_key", "turnstile_value", "weather_key", "weather_value"] {
+            let text = std::fs::read_to_string(dir.join(format!("{f}.json"))).unwrap();
+            apache_avro::Schema::parse_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+        let schema = apache_avro::Schema::parse_str(
+            &std::fs::read_to_string(dir.join("arrival_value.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            schema.name().map(|n| n.fullname(None)),
+            Some("arrival.value".to_string())
+        );
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Value {
+            station_id: i32,
+            train_id: String,
+            direction: String,
+            line: String,
+            train_status: String,
+            prev_station_id: Option<i32>,
+            prev_direction: Option<String>,
+        }
+        let l = lines().remove(1);
+        for a in l.initial_arrivals() {
+            let v = Value {
+                station_id: a.station_id,
+                train_id: a.train_id.clone(),
+                direction: a.direction.as_str().into(),
+                line: a.line.name().into(),
+                train_status: "in_service".into(),
+                prev_station_id: a.prev_station_id,
+                prev_direction: a.prev_direction.map(|d| d.as_str().into()),
+            };
+            let bytes = cta_stream::codec::encode_avro_datum(&schema, &v).unwrap();
+            let back: Value = cta_stream::codec::decode_avro_datum(&schema, &mut bytes.as_slice()).unwrap();
+            assert_eq!(back, v);
+        }
+    }
 }
