@@ -14,6 +14,7 @@ pub mod cli;
 pub mod codec;
 pub mod kafka;
 pub mod logging;
+pub mod services;
 pub mod settings;
 pub mod stream;
 pub mod table;
