@@ -155,3 +155,42 @@ pub async fn handle_rejection(err: Rejection) -> Result<impl Reply, Infallible> 
         code,
     ))
 }
+
+/// Percent-decodes one URL path segment (warp hands segments over encoded); invalid
+/// escapes are kept as they are.
+pub fn percent_decode(segment: &str) -> String {
+    let b = segment.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_percent_escapes_and_leaves_the_rest() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("%22x%22"), "\"x\"");
+        assert_eq!(
+            percent_decode("org.chicago.cta.weather.v1-value"),
+            "org.chicago.cta.weather.v1-value"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

@@ -36,13 +36,20 @@ pub fn routes(
         .and(warp::query::<PageQuery>())
         .and(with.clone())
         .and_then(|name: String, q: PageQuery, s: Arc<AppShared>| async move {
-            Ok::<_, Infallible>(page(&s, &percent_decode(&name), q).await)
+            Ok::<_, Infallible>(page(&s, &super::percent_decode(&name), q).await)
         });
     let key = warp::path!("tables" / String / String)
         .and(warp::get())
         .and(with)
         .and_then(|name: String, key: String, s: Arc<AppShared>| async move {
-            Ok::<_, Infallible>(lookup(&s, &percent_decode(&name), &percent_decode(&key)).await)
+            Ok::<_, Infallible>(
+                lookup(
+                    &s,
+                    &super::percent_decode(&name),
+                    &super::percent_decode(&key),
+                )
+                .await,
+            )
         });
     list.or(page).unify().or(key).unify()
 }
@@ -207,39 +214,4 @@ async fn lookup(s: &AppShared, name: &str, text: &str) -> warp::reply::Response 
             t.held().iter().map(|p| p.partition).collect::<Vec<_>>()
         ),
     )
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn decodes_percent_escapes_and_leaves_the_rest() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("%22x%22"), "\"x\"");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%4"), "%4");
-    }
 }

@@ -77,26 +77,6 @@ pub fn content_type_ok(ct: Option<&str>) -> bool {
     media.is_empty() || [VND_V1, VND, JSON, "application/octet-stream"].contains(&media.as_str())
 }
 
-/// Percent-decodes one path segment (invalid escapes are kept as they are).
-pub fn decode_segment(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A `{version}` path parameter (§1.1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionId {
@@ -229,7 +209,7 @@ fn split_path(path: &str) -> Vec<String> {
     let mut segs: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
-        .map(decode_segment)
+        .map(crate::web::percent_decode)
         .collect();
     if segs.last().is_some_and(|s| s.is_empty()) {
         segs.pop();
@@ -689,9 +669,6 @@ mod tests {
 
     #[test]
     fn paths_and_routes() {
-        assert_eq!(decode_segment("a%2Fb%20c"), "a/b c");
-        assert_eq!(decode_segment("100%"), "100%");
-        assert_eq!(decode_segment("%zz"), "%zz");
         assert_eq!(split_path("/subjects/"), vec!["subjects".to_string()]);
         assert!(split_path("/").is_empty());
         let r = |m: Method, p: &str| route(&m, &split_path(p));
