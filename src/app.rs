@@ -13,6 +13,7 @@ use crate::agent::{AgentFn, AgentRegistry, AgentStatus};
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::admin::{ensure_topics, AdminError, TopicSpec};
 use crate::kafka::{BrokerHealth, SharedProducer};
+use crate::services::schema_registry::{serve as serve_registry, EmbeddedRegistry};
 use crate::settings::ProcessingGuarantee;
 use crate::settings::{ErrorPolicy, Settings, SettingsError, Source};
 use crate::table::manager::start_global;
@@ -118,6 +119,13 @@ impl App {
             ),
             ("guarantee", s.app.processing_guarantee.to_string()),
             ("settings", s.source.to_string()),
+            (
+                "registry",
+                match s.embedded_registry_addr() {
+                    Ok(Some(a)) => format!("embedded, http://{a}"),
+                    _ => s.schema_registry_url(),
+                },
+            ),
         ];
         for (k, v) in rows {
             let _ = writeln!(out, "│ {k:<10} │ {v}");
@@ -172,7 +180,22 @@ impl App {
         let topics = ensure_topics(&settings, &declared_topics(&settings)).await?;
         check_co_partitioning(&settings, &topics)?;
 
-        let schema_registry = match settings.services.schema_registry.trim() {
+        let embedded_registry = match settings.embedded_registry_addr() {
+            Ok(Some(addr)) => {
+                let registry =
+                    EmbeddedRegistry::start(&settings.app.broker, &settings.embedded.schemas_topic)
+                        .await
+                        .map_err(|e| AppError::Startup(format!("embedded schema registry: {e}")))?;
+                let handle = serve_registry(registry, addr, shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Startup(format!("embedded schema registry: {e}")))?;
+                tracing::info!("embedded schema registry on http://{addr}");
+                Some(handle)
+            }
+            _ => None,
+        };
+        let registry_url = settings.schema_registry_url();
+        let schema_registry = match registry_url.trim() {
             "" => None,
             url => Some(Arc::new(SchemaRegistryClient::new(url).map_err(|e| {
                 AppError::Startup(format!("services.schema_registry: {e}"))
@@ -278,6 +301,9 @@ impl App {
         flusher.abort();
         if let Some(w) = web {
             let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        if let Some(r) = embedded_registry {
+            let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
         }
         tracing::info!("worker stopped");
         Ok(())

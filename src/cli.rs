@@ -381,9 +381,9 @@ async fn send(settings: &Settings, req: SendRequest) -> anyhow::Result<String> {
         .unwrap_or(CodecKind::Raw);
     let needs_registry = value_kind == CodecKind::Avro || key_kind == CodecKind::Avro;
     let registry = if needs_registry {
-        let url = settings.services.schema_registry.trim();
+        let url = settings.schema_registry_url();
         Some(Arc::new(
-            SchemaRegistryClient::new(url)
+            SchemaRegistryClient::new(&url)
                 .map_err(|e| anyhow::anyhow!("services.schema_registry: {e}"))?
                 .with_attempts(3),
         ))

@@ -28,6 +28,8 @@ pub struct Settings {
     #[serde(default)]
     pub services: ServiceSettings,
     #[serde(default)]
+    pub embedded: EmbeddedSettings,
+    #[serde(default)]
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub topic_defaults: TopicDefaults,
@@ -189,6 +191,23 @@ fn default_kafka_connect() -> String {
 }
 fn default_postgres() -> String {
     "postgresql://cta_admin:chicago@127.0.0.1:5432/cta".into()
+}
+
+/// Services the worker runs itself. An empty address leaves a service out (then the URL
+/// in `[services]` points at an external one, e.g. Confluent's from docker-compose).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSettings {
+    /// Address of the embedded Schema Registry, e.g. "127.0.0.1:8081".
+    #[serde(default)]
+    pub schema_registry: String,
+    /// Topic holding the embedded registry's schemas.
+    #[serde(default = "default_schemas_topic")]
+    pub schemas_topic: String,
+}
+
+fn default_schemas_topic() -> String {
+    "_schemas".into()
 }
 
 /// librdkafka properties passed through as they are, for tuning without a rebuild.
@@ -472,6 +491,29 @@ impl Settings {
         format!("{}-{}-dlq", self.app.id, agent)
     }
 
+    /// Where the embedded Schema Registry listens, if it runs.
+    pub fn embedded_registry_addr(&self) -> Result<Option<SocketAddr>, String> {
+        match self.embedded.schema_registry.trim() {
+            "" => Ok(None),
+            a => a
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("\"{a}\" is not an address like 127.0.0.1:8081: {e}")),
+        }
+    }
+
+    /// The Schema Registry URL clients use: `services.schema_registry`, or the embedded
+    /// registry when that is empty.
+    pub fn schema_registry_url(&self) -> String {
+        match (
+            self.services.schema_registry.trim(),
+            self.embedded_registry_addr(),
+        ) {
+            ("", Ok(Some(addr))) => format!("http://{addr}"),
+            (url, _) => url.to_string(),
+        }
+    }
+
     pub fn transactional_id(&self) -> String {
         self.app.transactional_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")
@@ -620,6 +662,9 @@ impl Settings {
         }
         if self.app.broker.trim().is_empty() {
             return Err(err("app.broker".into(), "must not be empty".into()));
+        }
+        if let Err(e) = self.embedded_registry_addr() {
+            return Err(err("embedded.schema_registry".into(), e));
         }
         for (name, t) in &self.topics {
             if let Some(p) = t.partitions {

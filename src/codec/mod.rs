@@ -235,16 +235,34 @@ pub fn encode_avro_datum<T: Serialize + ?Sized>(
     schema: &Schema,
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
-    // Through a `Value` so that JSON-shaped input (maps, wide integers) is resolved
-    // against the schema's records and unions.
-    let v = apache_avro::to_value(value).map_err(|e| CodecError::Avro(e.to_string()))?;
-    let v = v
+    // Through JSON so that any serde value (structs, maps, JSON text from the command
+    // line) becomes plain Avro values, which `resolve` then fits to the schema's records,
+    // unions and number widths. (apache-avro's own serializer turns u64 into `fixed`.)
+    let json = serde_json::to_value(value).map_err(|e| CodecError::Avro(e.to_string()))?;
+    let v = json_to_avro(json)
         .resolve(schema)
         .map_err(|e| CodecError::Avro(format!("value does not fit the schema: {e}")))?;
     GenericDatumWriter::builder(schema)
         .build()
         .and_then(|w| w.write_value_to_vec(v))
         .map_err(|e| CodecError::Avro(e.to_string()))
+}
+
+fn json_to_avro(v: serde_json::Value) -> apache_avro::types::Value {
+    use apache_avro::types::Value as A;
+    match v {
+        serde_json::Value::Null => A::Null,
+        serde_json::Value::Bool(b) => A::Boolean(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => A::Long(i),
+            None => A::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => A::String(s),
+        serde_json::Value::Array(items) => A::Array(items.into_iter().map(json_to_avro).collect()),
+        serde_json::Value::Object(m) => {
+            A::Map(m.into_iter().map(|(k, v)| (k, json_to_avro(v))).collect())
+        }
+    }
 }
 
 /// Decodes one Avro binary datum written with `schema`; the whole input must be used.
@@ -320,6 +338,36 @@ mod tests {
         let mut longer = [datum.as_slice(), &[0]].concat();
         assert!(decode_avro_datum::<Arrival>(&schema, &mut longer.as_slice()).is_err());
         longer.clear();
+    }
+
+    #[test]
+    fn json_text_and_wide_integers_fit_int_and_union_fields() {
+        let schema = Schema::parse_str(SCHEMA).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"station_id": 40380, "prev_station_id": 40490, "train_id": "BL003"}"#,
+        )
+        .unwrap();
+        let datum = encode_avro_datum(&schema, &v).unwrap();
+        let back: Arrival = decode_avro_datum(&schema, &mut datum.as_slice()).unwrap();
+        assert_eq!(back.station_id, 40380);
+        assert_eq!(back.prev_station_id, Some(40490));
+        #[derive(Serialize)]
+        struct Wide {
+            station_id: u64,
+            prev_station_id: Option<u64>,
+            train_id: String,
+        }
+        let w = Wide {
+            station_id: 7,
+            prev_station_id: None,
+            train_id: "x".into(),
+        };
+        let back: Arrival = decode_avro_datum(
+            &schema,
+            &mut encode_avro_datum(&schema, &w).unwrap().as_slice(),
+        )
+        .unwrap();
+        assert_eq!((back.station_id, back.prev_station_id), (7, None));
     }
 
     #[test]
