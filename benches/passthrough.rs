@@ -13,71 +13,14 @@ use std::time::{Duration, Instant};
 use cta_stream::agent::{AgentContext, AgentFn, AgentRegistry, AgentResult};
 use cta_stream::stream::Stream;
 use cta_stream::{App, Settings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+
+mod common;
+use common::{broker, create, fill, unique};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-
-fn broker() -> String {
-    std::env::var("CTA_TEST_BROKER").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{t}")
-}
-
-async fn create(topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .create()
-        .unwrap();
-    for r in admin
-        .create_topics(
-            [&NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
-
-/// `n` JSON values of 100 bytes each.
-async fn fill(topic: &str, n: usize) {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .unwrap();
-    let mut pending = Vec::with_capacity(10_000);
-    for i in 0..n {
-        let body = format!(r#"{{"id":{i:>10},"station":"Clark/Lake","line":"blue","note":"#);
-        let v = format!("{body}\"{}\"}}", "x".repeat(100 - body.len() - 3));
-        debug_assert_eq!(v.len(), 100);
-        let key = format!("k{}", i % 64);
-        pending.push(
-            p.send_result(FutureRecord::to(topic).key(&key).payload(&v))
-                .unwrap(),
-        );
-        if pending.len() == 10_000 {
-            for d in pending.drain(..) {
-                d.await.unwrap().unwrap();
-            }
-        }
-    }
-    for d in pending {
-        d.await.unwrap().unwrap();
-    }
-}
 
 fn high_watermark(topic: &str) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
@@ -227,9 +170,14 @@ fn main() {
         .unwrap();
     let input = unique("bench-in");
     rt.block_on(async {
-        create(&input).await;
+        create(&input, false).await;
         let t = Instant::now();
-        fill(&input, n as usize).await;
+        fill(&input, n as u64, |i| {
+            let body = format!(r#"{{"id":{i:>10},"station":"Clark/Lake","line":"blue","note":"#);
+            let value = format!("{body}\"{}\"}}", "x".repeat(100 - body.len() - 3));
+            (format!("k{}", i % 64), value)
+        })
+        .await;
         eprintln!(
             "filled {input} with {n} records of 100 bytes in {:?}",
             t.elapsed()
@@ -244,8 +192,8 @@ fn main() {
             unique(&format!("bench-out-agent-{round}")),
         );
         rt.block_on(async {
-            create(&out_bare).await;
-            create(&out_agent).await;
+            create(&out_bare, false).await;
+            create(&out_agent, false).await;
         });
         bare_loop(&input, &out_bare, n);
         rt.block_on(wait_for(&out_bare, n));

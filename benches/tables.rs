@@ -16,77 +16,13 @@ use cta_stream::agent::{AgentContext, AgentFn, AgentRegistry, AgentResult};
 use cta_stream::stream::Stream;
 use cta_stream::table::{TableDecl, TableManager, TableRegistry};
 use cta_stream::{App, Settings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+
+mod common;
+use common::{broker, create, env_num, fill, unique};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-
-fn broker() -> String {
-    std::env::var("CTA_TEST_BROKER").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{t}")
-}
-
-async fn create(topic: &str, compact: bool) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .create()
-        .unwrap();
-    let mut t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-    if compact {
-        t = t.set("cleanup.policy", "compact");
-    }
-    for r in admin
-        .create_topics([&t], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
-
-/// `n` records whose keys cycle over `keys` distinct keys; values are `value(i)`.
-async fn fill(topic: &str, n: u64, keys: u64, value: impl Fn(u64) -> String) {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .unwrap();
-    let mut pending = Vec::with_capacity(10_000);
-    for i in 0..n {
-        let key = format!("key-{:08}", i % keys);
-        let v = value(i);
-        pending.push(
-            p.send_result(FutureRecord::to(topic).key(&key).payload(&v))
-                .unwrap(),
-        );
-        if pending.len() == 10_000 {
-            for d in pending.drain(..) {
-                d.await.unwrap().unwrap();
-            }
-        }
-    }
-    for d in pending {
-        d.await.unwrap().unwrap();
-    }
-}
 
 /// Reads `topic` from the start to its end; returns (records, seconds from the first
 /// record to the last).
@@ -244,7 +180,10 @@ fn main() {
     let input = unique("bench-count-in");
     rt.block_on(async {
         create(&input, false).await;
-        fill(&input, n, 10_000, |_| "x".into()).await;
+        fill(&input, n, |i| {
+            (format!("key-{:08}", i % 10_000), "x".into())
+        })
+        .await;
     });
     let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
     let (bare_n, bare_secs) = bare_read(&input, |k| *seen.entry(k.to_vec()).or_default() += 1);
@@ -267,7 +206,7 @@ fn main() {
     let changelog = unique("bench-recovery-changelog");
     rt.block_on(async {
         create(&changelog, true).await;
-        fill(&changelog, keys, keys, |i| i.to_string()).await;
+        fill(&changelog, keys, |i| (format!("key-{i:08}"), i.to_string())).await;
     });
     let (bare_n, bare_secs) = bare_read(&changelog, |_| {});
     let settings = Arc::new(
