@@ -126,7 +126,7 @@ impl TableRuntime {
             .iter()
             .map(|part| PartitionInfo {
                 partition: part.partition,
-                keys: part.store().and_then(|s| s.count_keys().ok()).unwrap_or(0),
+                keys: part.count_keys().unwrap_or(0),
                 recovery: part.progress(),
             })
             .collect()
