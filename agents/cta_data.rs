@@ -1,8 +1,6 @@
 //! The CTA data files in `data/`: stations with their lines and order, ridership per
 //! station, and the hourly ridership curve. Loaded at start; a missing or malformed
 //! file is an error naming the file and the line.
-// The simulation model comes before its agents: the CTA producers and the PostgreSQL loader use these as they land.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +23,9 @@ pub enum DataError {
 
 /// One stop (a platform in one direction) of `cta_stations.csv`.
 #[derive(Debug, Clone, Deserialize)]
+// The simulation reads the station columns; the stop columns are what the PostgreSQL
+// `stations` table holds (stations pipeline).
+#[allow(dead_code)]
 pub struct StopRow {
     pub stop_id: i32,
     pub direction_id: String,

@@ -1,8 +1,6 @@
 //! The simulated train lines: which stations each line has, in which order, and how its
 //! ten trains move — the original's model, with stations identified by `station_id`
 //! rather than by name (so no phantom "95th/Ran Ryan" and no lost Forest Park "Harlem").
-// The simulation model comes before its agents: the arrival producer agent uses this as it lands.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 

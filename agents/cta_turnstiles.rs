@@ -2,8 +2,6 @@
 //! The original's formula with its bugs fixed: the ridership of the day of the week, and
 //! a day's rides × the hour's share ÷ steps per hour (the original divided by the seconds
 //! in a step), plus its noise of −5..4 riders, never below zero.
-// The simulation model comes before its agents: the turnstile producer agent uses this as it lands.
-#![allow(dead_code)]
 
 use days::DayKind;
 use rand::Rng;

@@ -1,8 +1,6 @@
 //! The weather station: a temperature random walk and a random status, once per
 //! simulated hour. The original meant winter to be November to April and summer July to
 //! September but wrote its month sets 0-based; here they are real months.
-// The simulation model comes before its agents: the weather agent uses this as it lands.
-#![allow(dead_code)]
 
 use rand::Rng;
 use serde::Serialize;

@@ -13,6 +13,7 @@ use crate::agent::{AgentFn, AgentRegistry, AgentStatus};
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::admin::{ensure_topics, AdminError, TopicSpec};
 use crate::kafka::{BrokerHealth, SharedProducer};
+use crate::services::rest_proxy::{serve as serve_proxy, EmbeddedRestProxy};
 use crate::services::schema_registry::{serve as serve_registry, EmbeddedRegistry};
 use crate::settings::ProcessingGuarantee;
 use crate::settings::{ErrorPolicy, Settings, SettingsError, Source};
@@ -126,6 +127,13 @@ impl App {
                     _ => s.schema_registry_url(),
                 },
             ),
+            (
+                "rest proxy",
+                match s.embedded_rest_proxy_addr() {
+                    Ok(Some(a)) => format!("embedded, http://{a}"),
+                    _ => s.rest_proxy_url(),
+                },
+            ),
         ];
         for (k, v) in rows {
             let _ = writeln!(out, "│ {k:<10} │ {v}");
@@ -195,6 +203,19 @@ impl App {
             _ => None,
         };
         let registry_url = settings.schema_registry_url();
+        let embedded_proxy = match settings.embedded_rest_proxy_addr() {
+            Ok(Some(addr)) => {
+                let proxy = EmbeddedRestProxy::start(&settings, &registry_url)
+                    .await
+                    .map_err(|e| AppError::Startup(format!("embedded rest proxy: {e}")))?;
+                let handle = serve_proxy(proxy, addr, shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Startup(format!("embedded rest proxy: {e}")))?;
+                tracing::info!("embedded rest proxy on http://{addr}");
+                Some(handle)
+            }
+            _ => None,
+        };
         let schema_registry = match registry_url.trim() {
             "" => None,
             url => Some(Arc::new(SchemaRegistryClient::new(url).map_err(|e| {
@@ -302,8 +323,8 @@ impl App {
         if let Some(w) = web {
             let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
         }
-        if let Some(r) = embedded_registry {
-            let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+        for service in [embedded_registry, embedded_proxy].into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), service).await;
         }
         tracing::info!("worker stopped");
         Ok(())

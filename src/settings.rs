@@ -204,10 +204,43 @@ pub struct EmbeddedSettings {
     /// Topic holding the embedded registry's schemas.
     #[serde(default = "default_schemas_topic")]
     pub schemas_topic: String,
+    /// Address of the embedded REST Proxy, e.g. "127.0.0.1:8082".
+    #[serde(default)]
+    pub rest_proxy: String,
 }
 
 fn default_schemas_topic() -> String {
     "_schemas".into()
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().expect("split yields at least one part");
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return tail.is_empty();
+    };
+    for part in middle {
+        match tail.find(part) {
+            Some(i) => tail = &tail[i + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
+}
+
+/// An optional `host:port` ("" = none); `example` shows the expected form in the error.
+fn parse_addr(raw: &str, example: &str) -> Result<Option<SocketAddr>, String> {
+    match raw.trim() {
+        "" => Ok(None),
+        a => a
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("\"{a}\" is not an address like {example}: {e}")),
+    }
 }
 
 /// librdkafka properties passed through as they are, for tuning without a rebuild.
@@ -426,6 +459,9 @@ pub struct SourceSettings {
     pub pattern: Option<String>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timer: Option<Duration>,
+    /// Divides a timer's interval (simulations and load tests: `timer = "5s"` with
+    /// `speedup = 60` fires every 83ms).
+    pub speedup: Option<f64>,
 }
 
 /// The source of an agent, once validated.
@@ -434,6 +470,13 @@ pub enum Source {
     Topics(Vec<String>),
     Pattern(String),
     Timer(Duration),
+}
+
+impl Source {
+    /// A timer faster than the runtime can honour (under a millisecond).
+    pub fn timer_too_fast(&self) -> bool {
+        matches!(self, Source::Timer(d) if *d < Duration::from_millis(1))
+    }
 }
 
 impl fmt::Display for Source {
@@ -458,7 +501,13 @@ impl AgentSettings {
         } else if let Some(p) = &self.source.pattern {
             Source::Pattern(p.clone())
         } else {
-            Source::Timer(self.source.timer.unwrap_or(Duration::from_secs(1)))
+            let every = self.source.timer.unwrap_or(Duration::from_secs(1));
+            match self.source.speedup {
+                Some(x) if x.is_finite() && x > 0.0 => {
+                    Source::Timer(Duration::from_secs_f64(every.as_secs_f64() / x))
+                }
+                _ => Source::Timer(every),
+            }
         }
     }
 }
@@ -469,20 +518,31 @@ impl Settings {
         load_from_text(text, None, &[])
     }
 
+    /// The settings of a topic: its own `[topics."<name>"]`, else the most specific
+    /// pattern matching it (`[topics."org.chicago.cta.station.arrivals.*"]`: `*` matches
+    /// any run of characters), else the defaults.
     pub fn topic(&self, name: &str) -> TopicSettings {
-        self.topics.get(name).cloned().unwrap_or_default()
+        self.topic_entry(name).cloned().unwrap_or_default()
+    }
+
+    fn topic_entry(&self, name: &str) -> Option<&TopicSettings> {
+        self.topics.get(name).or_else(|| {
+            self.topics
+                .iter()
+                .filter(|(pattern, _)| pattern.contains('*') && glob_match(pattern, name))
+                .max_by_key(|(pattern, _)| pattern.len() - pattern.matches('*').count())
+                .map(|(_, t)| t)
+        })
     }
 
     pub fn partitions_for(&self, topic: &str) -> i32 {
-        self.topics
-            .get(topic)
+        self.topic_entry(topic)
             .and_then(|t| t.partitions)
             .unwrap_or(self.topic_defaults.partitions)
     }
 
     pub fn replication_for(&self, topic: &str) -> i32 {
-        self.topics
-            .get(topic)
+        self.topic_entry(topic)
             .and_then(|t| t.replication)
             .unwrap_or(self.topic_defaults.replication)
     }
@@ -493,12 +553,22 @@ impl Settings {
 
     /// Where the embedded Schema Registry listens, if it runs.
     pub fn embedded_registry_addr(&self) -> Result<Option<SocketAddr>, String> {
-        match self.embedded.schema_registry.trim() {
-            "" => Ok(None),
-            a => a
-                .parse()
-                .map(Some)
-                .map_err(|e| format!("\"{a}\" is not an address like 127.0.0.1:8081: {e}")),
+        parse_addr(&self.embedded.schema_registry, "127.0.0.1:8081")
+    }
+
+    pub fn embedded_rest_proxy_addr(&self) -> Result<Option<SocketAddr>, String> {
+        parse_addr(&self.embedded.rest_proxy, "127.0.0.1:8082")
+    }
+
+    /// The REST Proxy URL clients use: `services.rest_proxy`, or the embedded proxy when
+    /// that is empty.
+    pub fn rest_proxy_url(&self) -> String {
+        match (
+            self.services.rest_proxy.trim(),
+            self.embedded_rest_proxy_addr(),
+        ) {
+            ("", Ok(Some(addr))) => format!("http://{addr}"),
+            (url, _) => url.to_string(),
         }
     }
 
@@ -666,6 +736,9 @@ impl Settings {
         if let Err(e) = self.embedded_registry_addr() {
             return Err(err("embedded.schema_registry".into(), e));
         }
+        if let Err(e) = self.embedded_rest_proxy_addr() {
+            return Err(err("embedded.rest_proxy".into(), e));
+        }
         for (name, t) in &self.topics {
             if let Some(p) = t.partitions {
                 if p < 1 {
@@ -748,6 +821,20 @@ impl Settings {
                     return Err(err(
                         key("source.timer"),
                         "interval must be above zero".into(),
+                    ));
+                }
+            }
+            if let Some(x) = a.source.speedup {
+                if a.source.timer.is_none() {
+                    return Err(err(
+                        key("source.speedup"),
+                        "only a timer source can be sped up".into(),
+                    ));
+                }
+                if !(x.is_finite() && x > 0.0) || a.source().timer_too_fast() {
+                    return Err(err(
+                        key("source.speedup"),
+                        format!("must be a number above zero that leaves the timer at least 1ms apart, not {x}"),
                     ));
                 }
             }
@@ -1054,5 +1141,33 @@ mod tests {
         let s = Settings::from_toml_str(text).unwrap();
         assert_eq!(s.app.commit_interval, Duration::from_millis(250));
         assert_eq!(s.app.shutdown_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn topic_patterns_give_settings_to_families_of_topics() {
+        assert!(glob_match("a.*", "a.b"));
+        assert!(glob_match("a.*", "a."));
+        assert!(!glob_match("a.*", "b.a"));
+        assert!(glob_match("*.v1", "x.v1"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXcYb"));
+        assert!(glob_match("exact", "exact"));
+        let text = "[app]\nid = \"t\"\n\
+                    [topics.\"arr.*\"]\npartitions = 3\nvalue_codec = \"avro\"\n\
+                    [topics.\"arr.special.*\"]\npartitions = 5\n\
+                    [topics.\"arr.x\"]\npartitions = 7\n";
+        let s = Settings::from_toml_str(text).unwrap();
+        assert_eq!(s.partitions_for("arr.clark_and_lake"), 3);
+        assert_eq!(
+            s.topic("arr.clark_and_lake").value_codec,
+            Some(CodecKind::Avro)
+        );
+        assert_eq!(
+            s.partitions_for("arr.special.one"),
+            5,
+            "the more specific pattern"
+        );
+        assert_eq!(s.partitions_for("arr.x"), 7, "an exact name wins");
+        assert_eq!(s.partitions_for("other"), 1);
     }
 }

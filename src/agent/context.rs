@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::AppShared;
+use crate::kafka::admin::{ensure_topics, TopicSpec};
 use crate::kafka::producer::{DeliveryTag, OutRecord};
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::Port;
@@ -116,6 +117,19 @@ impl AgentContext {
             self.port.clone(),
             self.status.clone(),
         )
+    }
+
+    /// Creates the topics among `names` that do not exist yet, with their settings (an
+    /// agent whose topics are only known at run time, e.g. one per station).
+    pub async fn ensure_topics(&self, names: &[String]) -> anyhow::Result<()> {
+        let specs: Vec<TopicSpec> = names
+            .iter()
+            .map(|n| {
+                TopicSpec::from_settings(&self.app.settings, n, format!("agent {}", self.name))
+            })
+            .collect();
+        ensure_topics(&self.app.settings, &specs).await?;
+        Ok(())
     }
 
     pub fn is_shutting_down(&self) -> bool {

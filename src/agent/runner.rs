@@ -178,7 +178,14 @@ impl PreparedAgent {
         }
         let timeout = app.settings.app.shutdown_timeout;
         let Some(kafka) = self.kafka else {
+            // A timer agent: its stream ends at shutdown; only then is it waited for.
+            let mut stop = shutdown.clone();
+            let _ = stop.wait_for(|s| *s).await;
             wait_all(&self.name, instances, timeout).await;
+            if let Err(e) = app.producer.flush(timeout).await {
+                tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e})");
+            }
+            tracing::info!(agent = %self.name, "stopped");
             return;
         };
         let mut lp = SourceLoop::new(

@@ -1,6 +1,7 @@
 //! Codecs turn record bytes into typed values and back: JSON (serde), Avro with the
 //! Confluent Schema Registry framing, and raw bytes.
 
+pub mod avro_json;
 pub mod framing;
 pub mod raw;
 pub mod registry;

@@ -133,6 +133,7 @@ pub async fn ensure_topics(
             }
         }
     }
+    wait_visible(&admin, &broker, &out).await;
     for (spec, outcome) in &out {
         if let TopicOutcome::PartitionMismatch { actual, wanted } = outcome {
             tracing::warn!(
@@ -146,6 +147,39 @@ pub async fn ensure_topics(
         }
     }
     Ok(out)
+}
+
+/// The broker answers a creation before its metadata shows the topic; waits (a little)
+/// until every created topic is visible, so that whoever asked can use it at once.
+async fn wait_visible(
+    admin: &AdminClient<DefaultClientContext>,
+    broker: &str,
+    out: &[(TopicSpec, TopicOutcome)],
+) {
+    let created: Vec<&str> = out
+        .iter()
+        .filter(|(_, o)| *o == TopicOutcome::Created)
+        .map(|(s, _)| s.name.as_str())
+        .collect();
+    if created.is_empty() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = existing_topics(admin, broker).await.unwrap_or_default();
+        let missing = created.iter().filter(|t| !seen.contains_key(**t)).count();
+        if missing == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            tracing::warn!(
+                missing,
+                "created topics are not yet in the broker's metadata"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Names and partition counts of the topics on the broker.

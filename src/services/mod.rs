@@ -1,1 +1,2 @@
+pub mod rest_proxy;
 pub mod schema_registry;

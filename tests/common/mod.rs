@@ -193,7 +193,7 @@ impl Worker {
         let settings = dir.path().join("settings.toml");
         let text = format!(
             "[app]\nid = \"{app_id}\"\nbroker = \"{}\"\nshutdown_timeout = \"20s\"\n{app_toml}\
-             [web]\nbind = \"127.0.0.1:{port}\"\n[services]\nschema_registry = \"\"\n{agents_toml}\n",
+             [web]\nbind = \"127.0.0.1:{port}\"\n[services]\nschema_registry = \"\"\nrest_proxy = \"\"\n{agents_toml}\n",
             broker()
         );
         std::fs::write(&settings, text).unwrap();
@@ -319,4 +319,129 @@ pub fn run_cli(settings_text: Option<&str>, args: &[&str]) -> (i32, String, Path
         stderr,
         kept.join("settings.toml"),
     )
+}
+
+/// A record as bytes, with its topic.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Reads every partition of `topics` from the beginning until `want` records arrived, or
+/// `timeout` passed, or (with `settle`) no record came for that long after the last one.
+pub fn consume_raw(
+    topics: &[String],
+    want: usize,
+    timeout: Duration,
+    settle: Option<Duration>,
+) -> Vec<RawRecord> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        for t in md.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .unwrap();
+            }
+        }
+    }
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        if settle.is_some_and(|s| !out.is_empty() && last.elapsed() > s) {
+            break;
+        }
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            last = Instant::now();
+            out.push(RawRecord {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
+        }
+    }
+    out
+}
+
+/// Decodes Confluent-framed Avro with the schema a registry serves for the frame's id,
+/// using apache-avro directly (not the runtime's codecs).
+pub struct AvroReader {
+    registry: String,
+    schemas: std::collections::HashMap<i32, apache_avro::Schema>,
+}
+
+impl AvroReader {
+    pub fn new(registry: &str) -> Self {
+        Self {
+            registry: registry.trim_end_matches('/').to_string(),
+            schemas: Default::default(),
+        }
+    }
+
+    /// The schema id of the frame and the decoded datum as JSON.
+    pub async fn decode(&mut self, bytes: &[u8]) -> (i32, serde_json::Value) {
+        assert!(
+            bytes.len() >= 5 && bytes[0] == 0,
+            "not Confluent framing: {bytes:?}"
+        );
+        let id = i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        if !self.schemas.contains_key(&id) {
+            let body: serde_json::Value =
+                reqwest::get(format!("{}/schemas/ids/{id}", self.registry))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+            let schema = apache_avro::Schema::parse_str(body["schema"].as_str().unwrap()).unwrap();
+            self.schemas.insert(id, schema);
+        }
+        let schema = &self.schemas[&id];
+        let mut datum = &bytes[5..];
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+            .build()
+            .and_then(|r| r.read_value(&mut datum))
+            .unwrap_or_else(|e| panic!("datum does not match schema {id}: {e}"));
+        assert!(datum.is_empty(), "bytes left after the datum");
+        (id, avro_to_json(value))
+    }
+}
+
+fn avro_to_json(v: apache_avro::types::Value) -> serde_json::Value {
+    use apache_avro::types::Value as A;
+    use serde_json::json;
+    match v {
+        A::Null => serde_json::Value::Null,
+        A::Boolean(b) => json!(b),
+        A::Int(i) => json!(i),
+        A::Long(i) => json!(i),
+        A::Float(f) => json!(f),
+        A::Double(f) => json!(f),
+        A::String(s) | A::Enum(_, s) => json!(s),
+        A::Bytes(b) | A::Fixed(_, b) => json!(b),
+        A::Union(_, inner) => avro_to_json(*inner),
+        A::Array(items) => items.into_iter().map(avro_to_json).collect(),
+        A::Map(m) => m.into_iter().map(|(k, v)| (k, avro_to_json(v))).collect(),
+        A::Record(fields) => fields
+            .into_iter()
+            .map(|(k, v)| (k, avro_to_json(v)))
+            .collect(),
+        other => json!(format!("{other:?}")),
+    }
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use apache_avro::Schema;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::Serialize;
 use serde_json::{json, Value};
-use warp::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use warp::http::header::{ACCEPT, CONTENT_TYPE};
 use warp::http::{HeaderMap, Method, Response};
 use warp::path::FullPath;
 use warp::Buf;
@@ -21,48 +21,12 @@ const VND: &str = "application/vnd.schemaregistry+json";
 const JSON: &str = "application/json";
 /// Largest accepted request body.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
-/// Bodies up to this size are read (and dropped) before answering 413.
-const DRAIN_LIMIT: u64 = 8 * BODY_LIMIT;
 
 type Answer = Result<String, E>;
 
 /// The media type to answer with for `accept` (§1.1.1), `None` = 406.
 pub fn negotiate(accept: Option<&str>) -> Option<&'static str> {
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Some(VND_V1);
-    };
-    let offers = [(VND_V1, 1.0f32), (VND, 0.9), (JSON, 0.5)];
-    let mut best: Option<(&'static str, f32)> = None;
-    for (offer, qs) in offers {
-        let mut q_best: Option<(u8, f32)> = None; // (specificity, q)
-        for item in accept.split(',') {
-            let mut parts = item.split(';');
-            let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let specificity = if range == offer {
-                2
-            } else if range == "application/*" {
-                1
-            } else if range == "*/*" || range == "*" {
-                0
-            } else {
-                continue;
-            };
-            if q_best.is_none_or(|(s, _)| specificity > s) {
-                q_best = Some((specificity, q));
-            }
-        }
-        if let Some((_, q)) = q_best {
-            let score = q * qs;
-            if score > 0.0 && best.is_none_or(|(_, b)| score > b) {
-                best = Some((offer, score));
-            }
-        }
-    }
-    best.map(|(o, _)| o)
+    crate::web::negotiate(accept, &[(VND_V1, 1.0), (VND, 0.9), (JSON, 0.5)])
 }
 
 /// Whether a request body with this `Content-Type` is accepted (§1.1.1).
@@ -233,38 +197,14 @@ where
     if !content_type_ok(ct) {
         return Err(E::unsupported_media_type());
     }
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Bodies a little over the limit are drained (discarded) before the 413, so that the
-    // client reads the answer instead of a reset connection; far larger ones are refused
-    // at once.
-    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
-        return Err(E::payload_too_large(BODY_LIMIT));
-    }
-    let mut buf: Vec<u8> = Vec::new();
-    let mut seen: u64 = 0;
-    let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
-        let mut chunk =
-            chunk.map_err(|e| E::new(400, 400, format!("Cannot read the body: {e}")))?;
-        while chunk.has_remaining() {
-            let c = chunk.chunk();
-            let n = c.len();
-            seen += n as u64;
-            if seen <= BODY_LIMIT {
-                buf.extend_from_slice(c);
+    let buf = crate::web::read_body(headers, body, BODY_LIMIT)
+        .await
+        .map_err(|e| match e {
+            crate::web::BodyError::TooLarge(limit) => E::payload_too_large(limit),
+            crate::web::BodyError::Read(m) => {
+                E::new(400, 400, format!("Cannot read the body: {m}"))
             }
-            chunk.advance(n);
-        }
-        if seen > DRAIN_LIMIT {
-            break;
-        }
-    }
-    if seen > BODY_LIMIT {
-        return Err(E::payload_too_large(BODY_LIMIT));
-    }
+        })?;
     serde_json::from_slice(&buf).map_err(E::bad_json)
 }
 

@@ -1,0 +1,160 @@
+//! Topic metadata (spec §2.3): `GET /topics`, `GET /topics/{topic}`, its partitions, and
+//! `GET /brokers`, read from the broker's metadata and topic configs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+use rdkafka::producer::Producer as _;
+use rdkafka::types::RDKafkaRespErr;
+use serde::Serialize;
+
+use super::errors::ApiError as E;
+use super::{EmbeddedRestProxy, METADATA_TIMEOUT};
+
+/// What the broker said about the cluster, owned (rdkafka's metadata is tied to its client).
+pub struct Cluster {
+    pub brokers: Vec<i32>,
+    pub topics: Vec<TopicMeta>,
+}
+
+pub struct TopicMeta {
+    pub name: String,
+    /// The topic does not exist (or is not visible).
+    pub missing: bool,
+    pub partitions: Vec<PartitionMeta>,
+}
+
+#[derive(Serialize)]
+pub struct PartitionMeta {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<Replica>,
+}
+
+#[derive(Serialize)]
+pub struct Replica {
+    pub broker: i32,
+    pub leader: bool,
+    pub in_sync: bool,
+}
+
+#[derive(Serialize)]
+pub struct TopicView {
+    pub name: String,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionMeta>,
+}
+
+impl EmbeddedRestProxy {
+    /// Metadata of one topic, or of all of them.
+    pub(super) async fn cluster(&self, topic: Option<&str>) -> Result<Cluster, E> {
+        let topic = topic.map(str::to_string);
+        let client = self.producer.client();
+        let md = tokio::task::block_in_place(|| {
+            client.fetch_metadata(topic.as_deref(), METADATA_TIMEOUT)
+        })
+        .map_err(E::kafka_retriable)?;
+        Ok(Cluster {
+            brokers: md.brokers().iter().map(|b| b.id()).collect(),
+            topics: md
+                .topics()
+                .iter()
+                .map(|t| TopicMeta {
+                    name: t.name().to_string(),
+                    missing: matches!(
+                        t.error(),
+                        Some(e) if e == RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                            || e == RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                    ),
+                    partitions: t
+                        .partitions()
+                        .iter()
+                        .map(|p| PartitionMeta {
+                            partition: p.id(),
+                            leader: p.leader(),
+                            replicas: p
+                                .replicas()
+                                .iter()
+                                .map(|&r| Replica {
+                                    broker: r,
+                                    leader: r == p.leader(),
+                                    in_sync: p.isr().contains(&r),
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The topic's metadata; 404/40401 when it does not exist.
+    pub(super) async fn topic(&self, name: &str) -> Result<TopicMeta, E> {
+        self.cluster(Some(name))
+            .await?
+            .topics
+            .into_iter()
+            .find(|t| t.name == name && !t.missing)
+            .ok_or_else(E::topic_not_found)
+    }
+}
+
+pub async fn list_topics(proxy: &Arc<EmbeddedRestProxy>) -> Result<Vec<String>, E> {
+    let mut names: Vec<String> = proxy
+        .cluster(None)
+        .await?
+        .topics
+        .into_iter()
+        .filter(|t| !t.missing && !t.name.starts_with("__"))
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+pub async fn describe_topic(proxy: &Arc<EmbeddedRestProxy>, name: &str) -> Result<TopicView, E> {
+    let meta = proxy.topic(name).await?;
+    let spec = ResourceSpecifier::Topic(name);
+    let opts = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+    let configs = proxy
+        .admin
+        .describe_configs([&spec], &opts)
+        .await
+        .map_err(E::kafka_retriable)?
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.entries)
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect();
+    Ok(TopicView {
+        name: meta.name,
+        configs,
+        partitions: meta.partitions,
+    })
+}
+
+pub async fn partitions(
+    proxy: &Arc<EmbeddedRestProxy>,
+    name: &str,
+) -> Result<Vec<PartitionMeta>, E> {
+    Ok(proxy.topic(name).await?.partitions)
+}
+
+pub async fn partition(
+    proxy: &Arc<EmbeddedRestProxy>,
+    name: &str,
+    partition: i32,
+) -> Result<PartitionMeta, E> {
+    proxy
+        .topic(name)
+        .await?
+        .partitions
+        .into_iter()
+        .find(|p| p.partition == partition)
+        .ok_or_else(E::partition_not_found)
+}
+
+pub async fn brokers(proxy: &Arc<EmbeddedRestProxy>) -> Result<Vec<i32>, E> {
+    Ok(proxy.cluster(None).await?.brokers)
+}
