@@ -99,6 +99,9 @@ fn health(s: &AppShared) -> warp::reply::WithStatus<warp::reply::Json> {
         "app": s.settings.app.id,
         "uptime_secs": s.started.elapsed().as_secs(),
         "broker": broker,
+        // Records handed to the producer and not yet acknowledged by the broker: a
+        // number that keeps growing means the worker produces faster than Kafka takes.
+        "producer": {"in_flight": s.producer.in_flight()},
         "agents": agents,
     });
     let code = if ok {
