@@ -442,3 +442,42 @@ async fn confluent_kafkas_python_client_decodes_what_the_producers_write() {
     );
     assert!(weather[0]["value_schema_id"].as_i64().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clock_publishes_steps_of_simulated_time_at_its_speedup() {
+    require_broker();
+    let app = unique("ctaclock");
+    let clock = format!("{app}.clock");
+    let mut w = Worker::start(
+        &app,
+        &format!(
+            "[agents.cta_clock]\nsource.timer = \"5s\"\nsource.speedup = 50\nsinks = [\"{clock}\"]\n\
+             params = {{ step = \"5m\", start = \"2026-11-23T08:00:00Z\" }}\n"
+        ),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let started = std::time::Instant::now();
+    let ticks = consume(&clock, 20, Duration::from_secs(30));
+    let elapsed = started.elapsed();
+    assert_eq!(ticks.len(), 20, "{}", w.log_text());
+    let ticks: Vec<Value> = ticks
+        .iter()
+        .map(|r| serde_json::from_str(r.value.as_deref().unwrap()).unwrap())
+        .collect();
+    for (i, t) in ticks.iter().enumerate() {
+        assert_eq!(t["step"], i as u64, "{t}");
+        assert_eq!(t["sim_time_ms"], MONDAY_8AM_MS + i as i64 * 300_000, "{t}");
+        assert_eq!(t["step_ms"], 300_000);
+    }
+    // 5 s ÷ 50 = one step every 100 ms: 20 steps take about 2 s, far less than 5 s each.
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    let (first, last) = (
+        ticks[0]["emitted_ms"].as_i64().unwrap(),
+        ticks[19]["emitted_ms"].as_i64().unwrap(),
+    );
+    assert!(
+        (1_500..=4_000).contains(&(last - first)),
+        "19 intervals of 100 ms took {} ms",
+        last - first
+    );
+}

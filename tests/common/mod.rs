@@ -72,6 +72,22 @@ pub async fn create_topic(name: &str, partitions: i32) {
     for x in r {
         x.unwrap();
     }
+    // The broker answers before its metadata shows the topic.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .unwrap();
+        if md
+            .topics()
+            .iter()
+            .any(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub fn producer() -> FutureProducer {
