@@ -182,7 +182,12 @@ async fn avro_records_are_registered_framed_and_answered_as_confluent_does() {
     );
 
     // The records are Confluent-framed Avro that a plain reader decodes.
-    let records = consume_raw(&[topic.clone()], 3, Duration::from_secs(20), None);
+    let records = consume_raw(
+        std::slice::from_ref(&topic),
+        3,
+        Duration::from_secs(20),
+        None,
+    );
     assert_eq!(records.len(), 3);
     let mut reader = AvroReader::new(&s.registry);
     let (id, value) = reader.decode(records[0].value.as_deref().unwrap()).await;
@@ -348,7 +353,12 @@ async fn binary_and_json_records_and_topic_metadata() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let records = consume_raw(&[topic.clone()], 3, Duration::from_secs(20), None);
+    let records = consume_raw(
+        std::slice::from_ref(&topic),
+        3,
+        Duration::from_secs(20),
+        None,
+    );
     let values: Vec<Option<Vec<u8>>> = {
         let mut r = records.clone();
         r.sort_by_key(|r| (r.partition, r.offset));
