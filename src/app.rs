@@ -186,6 +186,9 @@ impl App {
         .await?;
 
         let topics = ensure_topics(&settings, &declared_topics(&settings)).await?;
+        crate::ksql::submit(&settings, &shutdown)
+            .await
+            .map_err(AppError::Startup)?;
         check_co_partitioning(&settings, &topics)?;
 
         let embedded_registry = match settings.embedded_registry_addr() {
@@ -280,6 +283,10 @@ impl App {
         };
 
         let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
+        let connectors = tokio::spawn(crate::connectors::declare_all(
+            settings.clone(),
+            shutdown.clone(),
+        ));
         let flusher = tokio::spawn(flush_stores(shared.clone(), shutdown.clone()));
         let coordinator = shared
             .transactions
@@ -320,6 +327,7 @@ impl App {
         }
         probe.abort();
         flusher.abort();
+        connectors.abort();
         if let Some(w) = web {
             let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
         }

@@ -54,6 +54,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Kafka Connect connectors of the settings: status (default), apply, delete
+    Connectors {
+        #[command(subcommand)]
+        action: Option<ConnectorsAction>,
+    },
     /// Send one record to a topic
     Send {
         /// Topic to write to
@@ -78,6 +83,26 @@ enum Command {
         /// Partition to write to [default: by key]
         #[arg(long)]
         partition: Option<i32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorsAction {
+    /// Each connector of the settings and its state in Kafka Connect
+    Status {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update the enabled connectors (or one) and wait until they run
+    Apply {
+        /// Connect name of one connector [default: every enabled one]
+        name: Option<String>,
+    },
+    /// Delete a connector from Kafka Connect
+    Delete {
+        /// Connect name of the connector
+        name: String,
     },
 }
 
@@ -131,6 +156,16 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Worker { .. } => worker(settings).await,
         Command::Agents { json } => agents(settings, json),
         Command::Tables { json } => tables(settings, json),
+        Command::Connectors { action } => {
+            let action = action.unwrap_or(ConnectorsAction::Status { json: false });
+            match connectors_command(&settings, action).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Send {
             topic,
             value,
@@ -454,4 +489,108 @@ async fn encode_arg(codec: &Codec, text: &str, what: &str) -> anyhow::Result<Vec
 /// Loads settings as the CLI does (used by tests and tools).
 pub fn load_settings(path: &Path) -> Result<Settings, settings::SettingsError> {
     settings::load(path)
+}
+
+async fn connectors_command(settings: &Settings, action: ConnectorsAction) -> Result<(), String> {
+    let client = crate::connectors::client(settings)?;
+    match action {
+        ConnectorsAction::Status { json } => {
+            let mut rows = Vec::new();
+            for (key, c) in &settings.connectors {
+                let name = c.connect_name(key);
+                // A disabled entry may share its Connect name with the enabled one.
+                let status = if c.enabled {
+                    client.status(name).await.map_err(|e| e.to_string())?
+                } else {
+                    None
+                };
+                rows.push(serde_json::json!({
+                    "setting": key,
+                    "name": name,
+                    "enabled": c.enabled,
+                    "class": c.config_strings().get("connector.class").cloned().unwrap_or_default(),
+                    "connector": status.as_ref().map(|s| s.connector.state.clone()),
+                    "tasks": status.as_ref().map(|s| s.tasks.iter().map(|t| serde_json::json!({
+                        "id": t.id, "state": t.state, "worker_id": t.worker_id, "trace": t.trace,
+                    })).collect::<Vec<_>>()),
+                }));
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(());
+            }
+            println!(
+                "{:<16} {:<16} {:<8} {:<12} tasks",
+                "setting", "name", "enabled", "connector"
+            );
+            for r in &rows {
+                let tasks = r["tasks"]
+                    .as_array()
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| format!("{}={}", t["id"], t["state"].as_str().unwrap_or("?")))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<16} {:<16} {:<8} {:<12} {tasks}",
+                    r["setting"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or(""),
+                    r["enabled"].to_string(),
+                    r["connector"].as_str().unwrap_or(if r["enabled"] == true {
+                        "absent"
+                    } else {
+                        "-"
+                    }),
+                );
+                for t in r["tasks"].as_array().into_iter().flatten() {
+                    if let Some(trace) = t["trace"].as_str() {
+                        println!("  task {} trace: {trace}", t["id"]);
+                    }
+                }
+            }
+            Ok(())
+        }
+        ConnectorsAction::Apply { name } => {
+            let chosen: Vec<_> = crate::connectors::enabled(settings)
+                .into_iter()
+                .filter(|(_, n, _)| name.as_deref().is_none_or(|want| want == *n))
+                .collect();
+            if chosen.is_empty() {
+                return Err(format!(
+                    "no enabled connector{} in the settings ({})",
+                    name.map(|n| format!(" named {n}")).unwrap_or_default(),
+                    settings.source
+                ));
+            }
+            for (_, n, c) in chosen {
+                let (applied, status) = crate::connectors::apply(&client, n, c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "{n}: {} — connector {}, {} task(s) running",
+                    match applied {
+                        crate::services::kafka_connect::Applied::Created => "created",
+                        crate::services::kafka_connect::Applied::Updated => "updated",
+                        crate::services::kafka_connect::Applied::Unchanged => "unchanged",
+                    },
+                    status.connector.state,
+                    status.tasks.len()
+                );
+            }
+            Ok(())
+        }
+        ConnectorsAction::Delete { name } => {
+            if client.delete(&name).await.map_err(|e| e.to_string())? {
+                println!("{name}: deleted");
+                Ok(())
+            } else {
+                Err(format!(
+                    "no connector named {name} in Kafka Connect at {}",
+                    client.url()
+                ))
+            }
+        }
+    }
 }

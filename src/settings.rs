@@ -41,6 +41,12 @@ pub struct Settings {
     pub tables: BTreeMap<String, TableSettings>,
     #[serde(default)]
     pub store: StoreSettings,
+    /// Statements the worker submits to ksqlDB at start when `services.ksqldb` is set.
+    #[serde(default)]
+    pub ksql: KsqlSettings,
+    /// Kafka Connect connectors the worker declares at start (`services.kafka_connect`).
+    #[serde(default)]
+    pub connectors: BTreeMap<String, ConnectorSettings>,
     /// Where the settings were read from; filled by the loader, used in messages.
     #[serde(skip)]
     pub source: SettingsSource,
@@ -348,6 +354,58 @@ pub struct TableSettings {
 
 fn default_table_codec() -> CodecKind {
     CodecKind::Json
+}
+
+/// ksqlDB as an alternative to some agents: with `services.ksqldb` set, the worker runs
+/// the statements of `statements` (skipping streams and tables that exist) and disables
+/// the agents of `replaces`, whose work the statements do.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KsqlSettings {
+    /// A file of ksqlDB statements (relative to the settings file).
+    pub statements: Option<PathBuf>,
+    #[serde(default)]
+    pub replaces: Vec<String>,
+}
+
+/// A Kafka Connect connector: created, or updated when its config differs, at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// Its name in Kafka Connect (default: the key in `[connectors]`); two entries may
+    /// describe the same connector for different deployments, one of them enabled.
+    pub name: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long registration waits for the connector's tasks to run.
+    #[serde(default = "default_connector_wait", deserialize_with = "de_duration")]
+    pub wait: Duration,
+    /// The connector's configuration (values are sent as strings, as Connect keeps them).
+    pub config: toml::Table,
+}
+
+fn default_connector_wait() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl ConnectorSettings {
+    pub fn connect_name<'a>(&'a self, key: &'a str) -> &'a str {
+        self.name.as_deref().unwrap_or(key)
+    }
+
+    /// The config as Connect's string map (validated: scalars only).
+    pub fn config_strings(&self) -> BTreeMap<String, String> {
+        self.config
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
 }
 
 /// Memory bounds of the table stores, shared by all of them.
@@ -739,6 +797,36 @@ impl Settings {
         if let Err(e) = self.embedded_rest_proxy_addr() {
             return Err(err("embedded.rest_proxy".into(), e));
         }
+        for name in &self.ksql.replaces {
+            if !self.agents.contains_key(name) {
+                return Err(err(
+                    "ksql.replaces".into(),
+                    format!("names the agent {name}, which is not in [agents]"),
+                ));
+            }
+        }
+        let mut connect_names = BTreeMap::new();
+        for (key, c) in &self.connectors {
+            for (k, v) in &c.config {
+                if matches!(v, toml::Value::Table(_) | toml::Value::Array(_)) {
+                    return Err(err(
+                        format!("connectors.{key}.config.{k}"),
+                        "must be a string, number or boolean (Kafka Connect keeps strings)".into(),
+                    ));
+                }
+            }
+            if c.enabled {
+                if let Some(other) = connect_names.insert(c.connect_name(key), key) {
+                    return Err(err(
+                        format!("connectors.{key}"),
+                        format!(
+                            "connectors.{other} is enabled too and names the same Kafka Connect connector \"{}\": enable one",
+                            c.connect_name(key)
+                        ),
+                    ));
+                }
+            }
+        }
         for (name, t) in &self.topics {
             if let Some(p) = t.partitions {
                 if p < 1 {
@@ -961,6 +1049,13 @@ fn load_from_text(
         }
     })?;
     settings.source.file = path.map(Path::to_path_buf);
+    if !settings.services.ksqldb.trim().is_empty() {
+        for name in &settings.ksql.replaces {
+            if let Some(a) = settings.agents.get_mut(name) {
+                a.enabled = false;
+            }
+        }
+    }
     Ok(settings)
 }
 

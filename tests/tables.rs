@@ -39,12 +39,6 @@ async fn feed(topic: &str, n: u64, keys: u64) -> BTreeMap<String, u64> {
     expected
 }
 
-async fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(serde_json::Value::Null))
-}
-
 /// The whole table as the worker's endpoint pages it.
 async fn table_content(w: &Worker, table: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();

@@ -132,6 +132,12 @@ impl AgentContext {
         Ok(())
     }
 
+    /// Counts an event the agent leaves out on purpose (shown as `filtered` on
+    /// `/health`), as opposed to one it could not process.
+    pub fn filtered(&self) {
+        AgentStatus::incr(&self.status.filtered);
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.port.shutdown.borrow()
     }

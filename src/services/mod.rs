@@ -1,2 +1,4 @@
+pub mod kafka_connect;
+pub mod ksqldb;
 pub mod rest_proxy;
 pub mod schema_registry;

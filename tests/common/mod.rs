@@ -355,10 +355,29 @@ pub fn consume_raw(
     timeout: Duration,
     settle: Option<Duration>,
 ) -> Vec<RawRecord> {
+    consume_raw_isolated(topics, want, timeout, settle, false)
+}
+
+/// `consume_raw`, reading only committed transactions when `read_committed`.
+pub fn consume_raw_isolated(
+    topics: &[String],
+    want: usize,
+    timeout: Duration,
+    settle: Option<Duration>,
+    read_committed: bool,
+) -> Vec<RawRecord> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker())
         .set("group.id", unique("test-reader"))
         .set("enable.auto.commit", "false")
+        .set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -460,4 +479,12 @@ fn avro_to_json(v: apache_avro::types::Value) -> serde_json::Value {
             .collect(),
         other => json!(format!("{other:?}")),
     }
+}
+
+/// GET `url`: status and JSON body (Null when the body is not JSON).
+#[allow(dead_code)] // not every test file uses it
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(serde_json::Value::Null))
 }

@@ -8,8 +8,10 @@
 #    the file must be self-contained) and validates the result against the Compose
 #    Specification JSON schema vendored next to this script (compose-spec.json).
 # 2. Asserts the project's facts: the six services, their host ports, one Confluent Platform
-#    version for every cp image, PostgreSQL's credentials and seeding, KRaft settings, the JDBC
-#    connector install, healthchecks and `depends_on: condition: service_healthy`.
+#    version for every cp image, PostgreSQL's credentials and seeding (the init SQL COPYs
+#    /data/cta_stations.csv into table stations and creates publication cta_stations), KRaft
+#    settings, the JDBC connector install, healthchecks and `depends_on: condition:
+#    service_healthy`.
 # 3. When a Compose v2 CLI is at hand (`docker compose`, or `docker-compose` v2, or the command
 #    named by CTA_COMPOSE_CLI), also runs `<cli> -f FILE config -q` (no engine needed).
 #    CTA_COMPOSE_CLI=off skips it. Without a CLI the step is reported as skipped.
@@ -405,11 +407,24 @@ if pg is not None:
     csv_path = os.path.join(project_dir, "data", "cta_stations.csv")
     if not os.path.isfile(csv_path):
         problems.append(f"missing {csv_path} (read by the init script as /data/cta_stations.csv)")
+    texts = {}
     for f in sql:
-        text = open(os.path.join(init_dir, f), encoding="utf-8").read()
+        text = texts[f] = open(os.path.join(init_dir, f), encoding="utf-8").read()
         if "/data/" in text and "/data/cta_stations.csv" not in text:
             problems.append(f"{f}: reads a file under /data other than cta_stations.csv")
-check("postgres: cta_admin/chicago/cta, wal_level=logical, init script + data mounted",
+    # The same scripts serve scripts/stack (CSV on psql's stdin); in the container the server
+    # reads the mounted file, and the table + publication must come from them.
+    if sql and not any(re.search(r"\bCOPY\b[^;]*\bFROM\s+'/data/cta_stations\.csv'", t, re.I)
+                       for t in texts.values()):
+        problems.append("no init script COPYs FROM '/data/cta_stations.csv'")
+    if sql and not any(re.search(r"CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?stations\b", t, re.I)
+                       for t in texts.values()):
+        problems.append("no init script creates table stations")
+    if sql and not any(re.search(r"CREATE\s+PUBLICATION\s+cta_stations\s+FOR\s+TABLE\s+stations\b",
+                                 t, re.I) for t in texts.values()):
+        problems.append("no init script creates publication cta_stations FOR TABLE stations")
+check("postgres: cta_admin/chicago/cta, wal_level=logical, init script (stations, publication "
+      "cta_stations) + data mounted",
       problems, skipped=pg is None)
 
 # Kafka (KRaft, listeners, single-node settings)

@@ -1,0 +1,41 @@
+//! Step 5 of the CTA system (KSQL's job in the original): every turnstile event counted per
+//! station in the table `turnstile_counts`, each new count also written to
+//! `TURNSTILE_SUMMARY` as KSQL wrote it — key the station id as text, value
+//! `{"STATION_ID": int, "COUNT": long}` — so that consumers written for the original read it.
+//! Run under exactly-once, a count never includes an event twice, crashes included.
+
+use cta_stream::prelude::*;
+
+/// What the agent needs of a `turnstile.value` record.
+#[derive(Debug, Deserialize)]
+pub struct TurnstileEvent {
+    pub station_id: i32,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[allow(non_snake_case)] // KSQL's upper-case column names are the wire format
+pub struct StationCount {
+    pub STATION_ID: i32,
+    pub COUNT: i64,
+}
+
+pub async fn cta_turnstile_summary(
+    ctx: AgentContext,
+    mut events: Stream<TurnstileEvent>,
+) -> AgentResult {
+    let counts = ctx.table::<i32, i64>("turnstile_counts")?;
+    let out = ctx.sink(0)?;
+    while let Some(event) = events.next().await? {
+        let id = event.value.station_id;
+        let count = counts.get(&id).await?.unwrap_or(0) + 1;
+        counts.insert(&id, &count).await?;
+        let summary = StationCount {
+            STATION_ID: id,
+            COUNT: count,
+        };
+        ctx.send(out, Some(id.to_string().as_str()), &summary)
+            .await?;
+    }
+    Ok(())
+}
+register_agent!("cta_turnstile_summary", cta_turnstile_summary);
