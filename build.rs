@@ -1,4 +1,4 @@
-//! Declares a module for every `agents/*.rs` and `tables/*.rs` file, so that adding an
+//! Declares a module for every `agents/*.rs`, `tables/*.rs` and `views/*.rs` file, so that adding an
 //! agent is one new file plus one settings entry, with no list of modules to edit.
 
 use std::fmt::Write as _;
@@ -7,7 +7,7 @@ use std::path::Path;
 fn main() {
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    for dir in ["agents", "tables"] {
+    for dir in ["agents", "tables", "views"] {
         let src = Path::new(&root).join(dir);
         println!("cargo:rerun-if-changed={}", src.display());
         let mut files: Vec<_> = std::fs::read_dir(&src)

@@ -54,9 +54,18 @@ impl Station {
 
 pub async fn cta_station_transform(ctx: AgentContext, mut rows: Stream<Station>) -> AgentResult {
     let stations = ctx.table::<i32, TransformedStation>("stations")?;
+    // By line too, when the settings give the table (the status page's view).
+    let by_line = ctx.table::<String, TransformedStation>("line_stations").ok();
     while let Some(row) = rows.next().await? {
         match row.value.transform() {
-            Some(t) => stations.insert(&t.station_id, &t).await?,
+            Some(t) => {
+                stations.insert(&t.station_id, &t).await?;
+                if let Some(by_line) = &by_line {
+                    by_line
+                        .insert(&format!("{}:{}", t.line, t.station_id), &t)
+                        .await?;
+                }
+            }
             None => ctx.filtered(),
         }
     }

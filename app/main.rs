@@ -5,6 +5,8 @@
 mod agents;
 #[path = "../tables/mod.rs"]
 mod tables;
+#[path = "../views/mod.rs"]
+mod views;
 
 fn main() -> std::process::ExitCode {
     cta_stream::cli::main()

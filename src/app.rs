@@ -95,7 +95,22 @@ impl App {
 
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.settings.validate(&self.registry.names())?;
-        self.settings.validate_tables(&self.tables.names())
+        self.settings.validate_tables(&self.tables.names())?;
+        let known = crate::web::views::known();
+        for v in &self.settings.web.views {
+            if !known.contains(&v.as_str()) {
+                return Err(SettingsError::Invalid {
+                    file: self.settings.source.to_string(),
+                    key: "web.views".into(),
+                    env_var: None,
+                    message: format!(
+                        "no view named {v} is linked in (known: {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The start-up banner, Faust style.
@@ -277,7 +292,12 @@ impl App {
         }
 
         let web = if settings.web.enabled {
-            Some(web::serve(shared.clone(), settings.web.bind, shutdown.clone()).await?)
+            let ctx = web::views::ViewContext {
+                shared: shared.clone(),
+                shutdown: shutdown.clone(),
+            };
+            let views = web::views::build(&ctx).map_err(|e| AppError::Startup(format!("{e:#}")))?;
+            Some(web::serve(shared.clone(), views, settings.web.bind, shutdown.clone()).await?)
         } else {
             None
         };
@@ -370,6 +390,16 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
     }
     for (name, t) in &settings.tables {
         if t.global {
+            // The topic a global table follows may be written later (by another app,
+            // ksqlDB, Connect): create it so the table starts empty rather than failing.
+            if t.mirrors.is_none() {
+                let topic = settings.global_source_topic(name);
+                specs.push(TopicSpec::from_settings(
+                    settings,
+                    &topic,
+                    format!("tables.{name}"),
+                ));
+            }
             continue;
         }
         let changelog = settings.changelog_topic(name);

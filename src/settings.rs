@@ -143,6 +143,9 @@ pub struct WebSettings {
     pub enabled: bool,
     #[serde(default = "default_web_bind")]
     pub bind: SocketAddr,
+    /// Views (pages, APIs) of the app to serve, by their `register_view!` name.
+    #[serde(default)]
+    pub views: Vec<String>,
 }
 
 impl Default for WebSettings {
@@ -150,6 +153,7 @@ impl Default for WebSettings {
         Self {
             enabled: true,
             bind: default_web_bind(),
+            views: Vec::new(),
         }
     }
 }
@@ -350,6 +354,8 @@ pub struct TableSettings {
     pub global: bool,
     /// Topic a global table follows (default: its changelog topic).
     pub source_topic: Option<String>,
+    /// A global table that mirrors another table of the settings follows its changelog.
+    pub mirrors: Option<String>,
 }
 
 fn default_table_codec() -> CodecKind {
@@ -653,6 +659,19 @@ impl Settings {
         })
     }
 
+    /// The topic a global table follows: its `source_topic`, the changelog of the table
+    /// it `mirrors`, or its own changelog.
+    pub fn global_source_topic(&self, table: &str) -> String {
+        let t = self.tables.get(table);
+        if let Some(topic) = t.and_then(|t| t.source_topic.clone()) {
+            return topic;
+        }
+        match t.and_then(|t| t.mirrors.as_deref()) {
+            Some(other) => self.changelog_topic(other),
+            None => self.changelog_topic(table),
+        }
+    }
+
     pub fn changelog_topic(&self, table: &str) -> String {
         self.tables
             .get(table)
@@ -732,10 +751,22 @@ impl Settings {
                 }
             }
             for (field, codec) in [("key_codec", t.key_codec), ("value_codec", t.value_codec)] {
-                if codec == CodecKind::Avro {
+                if codec == CodecKind::Avro && !t.global {
                     return Err(err(
                         key(field),
-                        "tables store json or raw; avro is not supported for tables".into(),
+                        "tables store json or raw; avro is only for a global table that follows an Avro topic".into(),
+                    ));
+                }
+            }
+            if let Some(m) = &t.mirrors {
+                if !t.global
+                    || t.source_topic.is_some()
+                    || !self.tables.contains_key(m)
+                    || m == name
+                {
+                    return Err(err(
+                        key("mirrors"),
+                        format!("a global table without source_topic may mirror another table of [tables]; {m:?} is not one"),
                     ));
                 }
             }
@@ -764,10 +795,15 @@ impl Settings {
                         format!("no agent named '{agent}' in [agents]"),
                     ));
                 }
-                Some(a) if a.source.topics.is_none() => {
+                // A pattern's topics are unknown until run time; with one partition (all
+                // of them, under the range assignor, on the same worker) it is safe.
+                Some(a)
+                    if a.source.topics.is_none()
+                        && !(a.source.pattern.is_some() && self.table_partitions(name) == 1) =>
+                {
                     return Err(err(
                         key("agent"),
-                        format!("agent '{agent}' must read a topic list to be co-partitioned with a table"),
+                        format!("agent '{agent}' must read a topic list (or a pattern, with a one-partition table) to be co-partitioned with a table"),
                     ));
                 }
                 Some(_) => {}

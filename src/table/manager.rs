@@ -36,6 +36,8 @@ pub struct TableRuntime {
     held: RwLock<BTreeMap<i32, Arc<TablePartition>>>,
     dir: PathBuf,
     transactional: bool,
+    /// Bumped whenever a global table applies changes, for views that push updates.
+    version: watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +50,11 @@ pub struct PartitionInfo {
 impl TableRuntime {
     pub fn is_global(&self) -> bool {
         self.settings.global
+    }
+
+    /// Changes with every batch a global table applies (the value counts them).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     fn store_path(&self, partition: i32) -> PathBuf {
@@ -157,7 +164,7 @@ impl TableManager {
                 .get(name)
                 .ok_or_else(|| TableError::Undeclared(name.clone()))?;
             let changelog = settings.changelog_topic(name);
-            let source_topic = t.source_topic.clone().unwrap_or_else(|| changelog.clone());
+            let source_topic = settings.global_source_topic(name);
             let codec = |kind, part| {
                 codec_for(kind, &changelog, part, None, registry)
                     .map_err(|e| TableError::Codec(e.to_string()))
@@ -177,6 +184,7 @@ impl TableManager {
                     dir: dir.clone(),
                     transactional: settings.app.processing_guarantee
                         == crate::settings::ProcessingGuarantee::ExactlyOnce,
+                    version: watch::channel(0).0,
                 }),
             );
         }
@@ -389,8 +397,13 @@ fn follow(
     let mut records = 0u64;
     let started = Instant::now();
     let flush = |batches: &mut BTreeMap<i32, (Vec<Change>, i64)>| -> Result<(), TableError> {
+        let mut changed = false;
         for (p, (changes, last)) in std::mem::take(batches) {
+            changed |= !changes.is_empty();
             store.apply(&changes, p, last)?;
+        }
+        if changed {
+            table.version.send_modify(|v| *v += 1);
         }
         Ok(())
     };

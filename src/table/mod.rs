@@ -248,3 +248,103 @@ where
         Ok(())
     }
 }
+
+/// A read-only handle on a global table, for code outside agents (web views): every
+/// worker holds the whole table, so any of them can answer.
+pub struct GlobalTable<K, V> {
+    rt: Arc<TableRuntime>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for GlobalTable<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            rt: self.rt.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> GlobalTable<K, V>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    pub fn bind(rt: Arc<TableRuntime>) -> Result<Self, TableError> {
+        let d = &rt.decl;
+        if (d.key_id)() != std::any::TypeId::of::<K>()
+            || (d.value_id)() != std::any::TypeId::of::<V>()
+        {
+            return Err(TableError::WrongTypes {
+                table: rt.name.to_string(),
+                declared_key: d.key_type,
+                declared_value: d.value_type,
+                asked_key: std::any::type_name::<K>(),
+                asked_value: std::any::type_name::<V>(),
+            });
+        }
+        if !rt.is_global() {
+            return Err(TableError::NotAllowed {
+                table: rt.name.to_string(),
+                agent: "(a view)".into(),
+                reason: "only global tables are readable outside their agent".into(),
+            });
+        }
+        Ok(Self {
+            rt,
+            _types: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.rt.name
+    }
+
+    /// Turns when the table applied new changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rt.changes()
+    }
+
+    fn part(&self) -> Result<Arc<TablePartition>, TableError> {
+        self.rt.partition(-1).ok_or_else(|| TableError::NotHeld {
+            table: self.rt.name.to_string(),
+            partition: -1,
+        })
+    }
+
+    pub async fn get(&self, key: &K) -> Result<Option<V>, TableError> {
+        let k = self
+            .rt
+            .key_codec
+            .encode(key)
+            .await
+            .map_err(|e| TableError::Codec(e.to_string()))?;
+        match self.part()?.get(&k)? {
+            Some(v) => Ok(Some(
+                self.rt
+                    .value_codec
+                    .decode(Some(&v))
+                    .await
+                    .map_err(|e| TableError::Codec(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry; one that does not decode is left out (and logged), so that a bad
+    /// record in a followed topic cannot take a page down.
+    pub async fn entries(&self) -> Result<Vec<(K, V)>, TableError> {
+        let mut out = Vec::new();
+        for (k, v) in self.part()?.scan(None, usize::MAX)? {
+            let key = self.rt.key_codec.decode::<K>(Some(&k)).await;
+            let value = self.rt.value_codec.decode::<V>(Some(&v)).await;
+            match (key, value) {
+                (Ok(k), Ok(v)) => out.push((k, v)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::debug!(table = %self.rt.name, "entry left out: {e}")
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -12,10 +12,12 @@ use warp::{Filter, Rejection, Reply};
 use crate::app::{AppError, AppShared};
 
 pub mod tables;
+pub mod views;
 
 /// Binds `addr` (a clear error if it is taken) and serves until shutdown.
 pub async fn serve(
     shared: Arc<AppShared>,
+    views: Vec<views::ViewFilter>,
     addr: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, AppError> {
@@ -26,7 +28,7 @@ pub async fn serve(
             message: e.to_string(),
         })?;
     let mut stop = shutdown;
-    let server = warp::serve(routes(shared))
+    let server = warp::serve(routes(shared, views))
         .incoming(listener)
         .graceful(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -36,7 +38,18 @@ pub async fn serve(
 
 pub fn routes(
     shared: Arc<AppShared>,
+    views: Vec<views::ViewFilter>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    // The app's views come after the runtime's own endpoints and before its index, so a
+    // view may take `/`.
+    let app_views = views
+        .into_iter()
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err::<warp::reply::Response, _>(warp::reject::not_found()) })
+                .boxed()
+        });
     let tables = tables::routes(shared.clone());
     let with = warp::any().map(move || shared.clone());
     let health = warp::path!("health")
@@ -59,6 +72,7 @@ pub fn routes(
     health
         .or(agents)
         .or(tables)
+        .or(app_views)
         .or(index)
         .recover(handle_rejection)
 }

@@ -1,0 +1,116 @@
+//! Step 6 of the CTA system: what the status page shows, kept in tables every worker
+//! holds whole (global tables, see `tables/cta.rs`). Stations and turnstile counts are
+//! followed straight from their topics; the weather from its Avro topic; train positions
+//! by this agent, from the arrival topics.
+
+use cta_stream::prelude::*;
+
+/// What the positions need of an `arrival.value` record.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArrivalEvent {
+    pub station_id: i32,
+    pub train_id: String,
+    pub direction: String,
+    pub line: String,
+    pub prev_station_id: Option<i32>,
+    pub prev_direction: Option<String>,
+}
+
+/// The Avro key of the CTA events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventKey {
+    pub timestamp: i64,
+}
+
+/// Where a train is: its latest arrival.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainPosition {
+    pub train_id: String,
+    pub line: String,
+    pub station_id: i32,
+    pub direction: String,
+    pub prev_station_id: Option<i32>,
+    /// Event time of the arrival (its key), ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+impl TrainPosition {
+    pub fn of(a: &ArrivalEvent, at_ms: i64) -> Self {
+        TrainPosition {
+            train_id: a.train_id.clone(),
+            line: a.line.clone(),
+            station_id: a.station_id,
+            direction: a.direction.clone(),
+            prev_station_id: a.prev_station_id,
+            at_ms,
+        }
+    }
+
+    /// Whether `next` is a later position than `self`. Arrivals come from one topic per
+    /// station, so they can be read out of order: the later event time wins; at equal
+    /// times (a step's arrivals share their key) the arrival that leaves `self`'s slot
+    /// is the later one.
+    pub fn is_superseded_by(&self, next: &ArrivalEvent, next_ms: i64) -> bool {
+        next_ms > self.at_ms
+            || (next_ms == self.at_ms
+                && next.prev_station_id == Some(self.station_id)
+                && next.prev_direction.as_deref() == Some(self.direction.as_str()))
+    }
+}
+
+/// Keeps each train's latest arrival in the table `trains` (by train id).
+pub async fn cta_train_positions(
+    ctx: AgentContext,
+    mut arrivals: Stream<ArrivalEvent, EventKey>,
+) -> AgentResult {
+    let trains = ctx.table::<String, TrainPosition>("trains")?;
+    while let Some(event) = arrivals.next().await? {
+        let at_ms = event
+            .key
+            .map(|k| k.timestamp)
+            .or(event.timestamp)
+            .unwrap_or(0);
+        let a = &event.value;
+        let newer = match trains.get(&a.train_id).await? {
+            Some(current) => current.is_superseded_by(a, at_ms),
+            None => true,
+        };
+        if newer {
+            trains.insert(&a.train_id, &TrainPosition::of(a, at_ms)).await?;
+        } else {
+            ctx.filtered();
+        }
+    }
+    Ok(())
+}
+register_agent!("cta_train_positions", cta_train_positions);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrival(station: i32, dir: &str, prev: Option<(i32, &str)>) -> ArrivalEvent {
+        ArrivalEvent {
+            station_id: station,
+            train_id: "BL000".into(),
+            direction: dir.into(),
+            line: "blue".into(),
+            prev_station_id: prev.map(|p| p.0),
+            prev_direction: prev.map(|p| p.1.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_latest_arrival_wins_whatever_the_order_read() {
+        let start = TrainPosition::of(&arrival(40890, "b", None), 1_000);
+        let step1 = arrival(40820, "b", Some((40890, "b")));
+        // Same key time as the start (one tick announces the start and the first move).
+        assert!(start.is_superseded_by(&step1, 1_000));
+        let at1 = TrainPosition::of(&step1, 1_000);
+        assert!(!at1.is_superseded_by(&arrival(40890, "b", None), 1_000), "the start read late");
+        let step2 = arrival(40230, "b", Some((40820, "b")));
+        assert!(at1.is_superseded_by(&step2, 6_000));
+        let at2 = TrainPosition::of(&step2, 6_000);
+        assert!(!at2.is_superseded_by(&step1, 1_000), "an older arrival read late");
+    }
+}

@@ -1,0 +1,335 @@
+//! The whole CTA app end to end, as `settings.toml` runs it (with its own app id, ports
+//! and state): stack, Kafka Connect, producers, transform, summary and the status page —
+//! checked through `GET /api/status`, a burst of concurrent requests, and a real headless
+//! Chromium that watches a train move without a reload.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The worker with the repository's settings.toml, overridden only where a test must
+/// not collide with anything else running (ids, ports, state, the schemas topic).
+struct App {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    fn start(app: &str, speedup: u32) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let (web, registry, proxy) = (free_port(), free_port(), free_port());
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(["--settings"])
+            .arg(root().join("settings.toml"))
+            .args(["worker", "-l", "info"])
+            .env_remove("RUST_LOG")
+            .env("CTA_STREAM_APP__ID", app)
+            .env("CTA_STREAM_APP__BROKER", broker())
+            .env("CTA_STREAM_APP__STATE_DIR", dir.path().join("state"))
+            .env("CTA_STREAM_WEB__BIND", format!("127.0.0.1:{web}"))
+            .env(
+                "CTA_STREAM_EMBEDDED__SCHEMA_REGISTRY",
+                format!("127.0.0.1:{registry}"),
+            )
+            .env(
+                "CTA_STREAM_EMBEDDED__SCHEMAS_TOPIC",
+                format!("_schemas-{app}"),
+            )
+            .env("CTA_STREAM_SERVICES__SCHEMA_REGISTRY", "")
+            .env(
+                "CTA_STREAM_EMBEDDED__REST_PROXY",
+                format!("127.0.0.1:{proxy}"),
+            )
+            .env("CTA_STREAM_SERVICES__REST_PROXY", "")
+            .env(
+                "CTA_STREAM_AGENTS__CTA_CLOCK__SOURCE__SPEEDUP",
+                speedup.to_string(),
+            )
+            .stdout(Stdio::from(f.try_clone().unwrap()))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .unwrap();
+        App {
+            child,
+            port: web,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET as JSON; a worker not listening yet is status 0.
+async fn try_json(url: &str) -> (u16, Value) {
+    match reqwest::get(url).await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            (code, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+/// Train id → (line, station id) over the status, and whether any train is shown twice.
+fn placements(status: &Value) -> (BTreeMap<String, Vec<(String, i64)>>, usize) {
+    let mut at: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    let mut stations = 0;
+    for line in status["lines"].as_array().unwrap() {
+        for s in line["stations"].as_array().unwrap() {
+            stations += 1;
+            for dir in ["train_a", "train_b"] {
+                for t in s[dir].as_array().unwrap() {
+                    at.entry(t.as_str().unwrap().to_string())
+                        .or_default()
+                        .push((
+                            line["line"].as_str().unwrap().to_string(),
+                            s["station_id"].as_i64().unwrap(),
+                        ));
+                }
+            }
+        }
+    }
+    (at, stations)
+}
+
+fn entries(status: &Value) -> BTreeMap<(String, i64), i64> {
+    let mut out = BTreeMap::new();
+    for line in status["lines"].as_array().unwrap() {
+        for s in line["stations"].as_array().unwrap() {
+            out.insert(
+                (
+                    line["line"].as_str().unwrap().to_string(),
+                    s["station_id"].as_i64().unwrap(),
+                ),
+                s["entries"].as_i64().unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_app_serves_a_live_status_page() {
+    require_broker();
+    let app = unique("ctaapp");
+    let w = App::start(&app, 10);
+
+    // Within a bounded time: 94 stations over three lines, 30 trains placed once each,
+    // the weather set.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let first = loop {
+        let (code, status) = try_json(&w.url("/api/status")).await;
+        if code == 200 {
+            let (at, stations) = placements(&status);
+            if stations == 94 && at.len() >= 30 && !status["weather"].is_null() {
+                break status;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status not complete: {status}\n{}",
+            w.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let lines: Vec<(String, usize)> = first["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_str().unwrap().to_string(),
+                l["stations"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("blue".into(), 33),
+            ("green".into(), 28),
+            ("red".into(), 33)
+        ]
+    );
+    let (at, _) = placements(&first);
+    assert!(
+        at.values().all(|v| v.len() == 1),
+        "a train at two stations: {at:?}"
+    );
+    assert!(first["weather"]["temperature"].as_str().is_some());
+
+    // Turnstile counts rise as the simulation goes on (on a broker with older runs'
+    // data, once the summary agent has gone through it).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut before = entries(&first);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (_, later) = get_json(&w.url("/api/status")).await;
+        let after = entries(&later);
+        if before
+            .iter()
+            .any(|(k, v)| after.get(k).is_some_and(|a| a > v))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no station's entries rose\n{before:?}\n{after:?}"
+        );
+        before = after;
+    }
+
+    // The page, rendered on the server, and a burst of 500 concurrent requests.
+    let page = reqwest::get(w.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("<tr class=\"station").count(), 94);
+    assert!(page.contains("id=\"weather-temperature\""));
+    let client = reqwest::Client::new();
+    let burst = (0..500).map(|i| {
+        let url = w.url(if i % 2 == 0 { "/" } else { "/api/status" });
+        let c = client.clone();
+        async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    let results = futures::future::join_all(burst).await;
+    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok(200))).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 500 failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // A real browser sees the page move without reloading.
+    let env = Command::new("bash")
+        .arg(root().join("scripts/browser-env"))
+        .output()
+        .unwrap();
+    assert!(
+        env.status.success(),
+        "scripts/browser-env: {}",
+        String::from_utf8_lossy(&env.stderr)
+    );
+    let launcher = String::from_utf8_lossy(&env.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let shots = root().join("target/browser");
+    let out = Command::new(&launcher)
+        .arg(root().join("tests/browser/status_page.mjs"))
+        .args(["--url", &w.url("/"), "--timeout", "60", "--screenshot"])
+        .arg(shots.join("status.png"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser test: {report}\n{}\n(screenshot in {})",
+        String::from_utf8_lossy(&out.stderr),
+        shots.display()
+    );
+    let seen: Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["rows"], 94, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arrivals_read_out_of_order_never_put_a_train_at_two_stations() {
+    require_broker();
+    let app = unique("ooo");
+    let (a, b, c) = (
+        format!("{app}.arrivals.a"),
+        format!("{app}.arrivals.b"),
+        format!("{app}.arrivals.c"),
+    );
+    for t in [&a, &b, &c] {
+        create_topic(t, 1).await;
+    }
+    let mut w = Worker::start(
+        &app,
+        &format!(
+            "[agents.cta_train_positions]\nsource.pattern = '^{}\\.arrivals\\..*'\n\
+             key_codec = \"json\"\non_error = \"dead-letter\"\n\
+             [tables.trains]\nagent = \"cta_train_positions\"\n\
+             [tables.trains_all]\nglobal = true\nmirrors = \"trains\"\n",
+            app
+        ),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let arrival = |station: i64, prev: Option<i64>| {
+        json!({"station_id": station, "train_id": "BL000", "direction": "b", "line": "blue",
+               "train_status": "in_service", "prev_station_id": prev,
+               "prev_direction": prev.map(|_| "b")})
+        .to_string()
+    };
+    let p = producer();
+    let processed = |n: u64| {
+        let w = &w;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, h) = w.health().await.unwrap();
+                let st = h["agents"]["cta_train_positions"].clone();
+                if st["events_in"] == n {
+                    return st;
+                }
+                assert!(Instant::now() < deadline, "{h}\n{}", w.log_text());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Read in the wrong order, from three topics: step 2 first, then the start and step 1
+    // (which share their key time, as one clock tick announces both).
+    produce(&p, &c, Some(r#"{"timestamp": 2000}"#), &arrival(3, Some(2))).await;
+    processed(1).await;
+    produce(&p, &b, Some(r#"{"timestamp": 1000}"#), &arrival(2, Some(1))).await;
+    processed(2).await;
+    produce(&p, &a, Some(r#"{"timestamp": 1000}"#), &arrival(1, None)).await;
+    let st = processed(3).await;
+    assert_eq!(
+        st["filtered"], 2,
+        "the two older arrivals are left out: {st}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = get_json(&w.url("/tables/trains_all/BL000")).await;
+        if code == 200 {
+            assert_eq!(body["value"]["station_id"], 3, "the latest arrival: {body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
