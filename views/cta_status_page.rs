@@ -63,6 +63,9 @@ pub struct StationView {
     pub entries: i64,
 }
 
+/// The last status built, with the table versions it was built from.
+type Cached = ([u64; 4], Arc<Status>);
+
 /// The global tables the page reads.
 #[derive(Clone)]
 struct Sources {
@@ -70,8 +73,7 @@ struct Sources {
     trains: GlobalTable<String, TrainPosition>,
     weather: GlobalTable<EventKey, WeatherReading>,
     summary: GlobalTable<String, StationCount>,
-    /// The last status built, with the table versions it was built from.
-    cache: Arc<Mutex<Option<([u64; 4], Arc<Status>)>>>,
+    cache: Arc<Mutex<Option<Cached>>>,
 }
 
 impl Sources {
