@@ -263,6 +263,11 @@ async fn the_whole_app_serves_a_live_status_page() {
     );
     let seen: Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
     assert_eq!(seen["rows"], 94, "{seen}");
+    // Warnings: a sideways scroll on a phone, page or console errors, other trains twice.
+    assert!(
+        seen["warnings"].as_array().is_none_or(|w| w.is_empty()),
+        "browser warnings: {seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
