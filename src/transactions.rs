@@ -101,6 +101,10 @@ impl Transactions {
         if let Err(fatal) = self.cycle().await {
             tracing::error!("exactly-once: final commit failed: {fatal}");
         }
+        // The consumers were kept for the final commit; closing them now leaves their
+        // groups at once, so partitions move without waiting for the session timeout.
+        let sources = std::mem::take(&mut *self.sources.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || drop(sources)).await;
     }
 
     /// One commit (or abort). An error is fatal: this worker was fenced.

@@ -451,3 +451,38 @@ async fn a_topic_with_other_partitions_than_the_settings_is_reported() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_exactly_once_a_stopped_worker_leaves_its_group_at_once() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    require_broker();
+    let app = unique("eosleave");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let mut w = Worker::start_with(
+        &app,
+        "processing_guarantee = \"exactly_once\"\ncommit_interval = \"100ms\"\n",
+        &format!("[agents.forward]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\n"),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    produce(&producer(), &input, None, r#"{"n": 1}"#).await;
+    assert_eq!(consume(&output, 1, Duration::from_secs(30)).len(), 1);
+    w.signal("TERM");
+    assert!(
+        w.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let c: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .unwrap();
+    let group = format!("{app}-forward");
+    let groups = c
+        .fetch_group_list(Some(&group), Duration::from_secs(10))
+        .unwrap();
+    let members: usize = groups.groups().iter().map(|g| g.members().len()).sum();
+    assert_eq!(
+        members, 0,
+        "the group is left at once, not after the session timeout"
+    );
+}
