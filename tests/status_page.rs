@@ -207,6 +207,13 @@ async fn the_whole_app_serves_a_live_status_page() {
         before = after;
     }
 
+    // The tables behind the page, in the metrics.
+    let metrics = reqwest::get(w.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("cta_stream_table_keys{table=\"trains_all\",partition=\"global\"}"),
+        "{metrics}"
+    );
+
     // The page, rendered on the server, and a burst of 500 concurrent requests.
     let page = reqwest::get(w.url("/"))
         .await

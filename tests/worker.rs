@@ -486,3 +486,50 @@ async fn under_exactly_once_a_stopped_worker_leaves_its_group_at_once() {
         "the group is left at once, not after the session timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_served_in_prometheus_text_format() {
+    require_broker();
+    let app = unique("metrics");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let mut w = Worker::start(
+        &app,
+        &format!(
+            "[agents.forward]\nsource.topics = [\"{input}\"]\nsinks = [\"{output}\"]\non_error = \"skip\"\n"
+        ),
+    );
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let p = producer();
+    for v in [r#"{"n": 1}"#, "not json", r#"{"n": 2}"#] {
+        produce(&p, &input, None, v).await;
+    }
+    assert_eq!(consume(&output, 2, Duration::from_secs(30)).len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = reqwest::get(w.url("/metrics")).await.unwrap();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        let text = r.text().await.unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(series.starts_with("cta_stream_"), "{line}");
+        }
+        let has = |s: &str| text.lines().any(|l| l == s);
+        if has("cta_stream_agent_events_out_total{agent=\"forward\"} 2")
+            && has("cta_stream_agent_skipped_total{agent=\"forward\"} 1")
+        {
+            assert!(
+                has("cta_stream_agent_healthy{agent=\"forward\"} 1"),
+                "{text}"
+            );
+            assert!(
+                text.contains("# TYPE cta_stream_producer_in_flight gauge"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -11,6 +11,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::app::{AppError, AppShared};
 
+pub mod metrics;
 pub mod tables;
 pub mod views;
 
@@ -56,6 +57,16 @@ pub fn routes(
         .and(warp::get())
         .and(with.clone())
         .map(|s: Arc<AppShared>| health(&s));
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with.clone())
+        .map(|s: Arc<AppShared>| {
+            warp::reply::with_header(
+                metrics::render(&s),
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        });
     let agents = warp::path!("agents")
         .and(warp::get())
         .and(with.clone())
@@ -66,10 +77,11 @@ pub fn routes(
         .map(|s: Arc<AppShared>| {
             warp::reply::json(&json!({
                 "app": s.settings.app.id,
-                "endpoints": ["/health", "/agents", "/tables", "/tables/{name}", "/tables/{name}/{key}"],
+                "endpoints": ["/health", "/metrics", "/agents", "/tables", "/tables/{name}", "/tables/{name}/{key}"],
             }))
         });
     health
+        .or(metrics)
         .or(agents)
         .or(tables)
         .or(app_views)
