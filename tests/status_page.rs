@@ -208,7 +208,12 @@ async fn the_whole_app_serves_a_live_status_page() {
     }
 
     // The tables behind the page, in the metrics.
-    let metrics = reqwest::get(w.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(w.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("cta_stream_table_keys{table=\"trains_all\",partition=\"global\"}"),
         "{metrics}"
