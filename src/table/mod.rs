@@ -62,6 +62,22 @@ pub enum TableError {
     Closed,
 }
 
+/// The table was declared (`register_table!`) with key type `K` and value type `V`.
+fn check_types<K: 'static, V: 'static>(rt: &TableRuntime) -> Result<(), TableError> {
+    let d = &rt.decl;
+    if (d.key_id)() != std::any::TypeId::of::<K>() || (d.value_id)() != std::any::TypeId::of::<V>()
+    {
+        return Err(TableError::WrongTypes {
+            table: rt.name.to_string(),
+            declared_key: d.key_type,
+            declared_value: d.value_type,
+            asked_key: std::any::type_name::<K>(),
+            asked_value: std::any::type_name::<V>(),
+        });
+    }
+    Ok(())
+}
+
 /// An agent's handle on a table.
 pub struct Table<K, V> {
     rt: Arc<TableRuntime>,
@@ -97,18 +113,7 @@ where
         port: Arc<Port>,
         status: Arc<AgentStatus>,
     ) -> Result<Self, TableError> {
-        let d = &rt.decl;
-        if (d.key_id)() != std::any::TypeId::of::<K>()
-            || (d.value_id)() != std::any::TypeId::of::<V>()
-        {
-            return Err(TableError::WrongTypes {
-                table: rt.name.to_string(),
-                declared_key: d.key_type,
-                declared_value: d.value_type,
-                asked_key: std::any::type_name::<K>(),
-                asked_value: std::any::type_name::<V>(),
-            });
-        }
+        check_types::<K, V>(&rt)?;
         let writable = rt.settings.agent.as_deref() == Some(agent);
         if !writable && !rt.is_global() {
             return Err(TableError::NotAllowed {
@@ -271,18 +276,7 @@ where
     V: Serialize + DeserializeOwned + 'static,
 {
     pub fn bind(rt: Arc<TableRuntime>) -> Result<Self, TableError> {
-        let d = &rt.decl;
-        if (d.key_id)() != std::any::TypeId::of::<K>()
-            || (d.value_id)() != std::any::TypeId::of::<V>()
-        {
-            return Err(TableError::WrongTypes {
-                table: rt.name.to_string(),
-                declared_key: d.key_type,
-                declared_value: d.value_type,
-                asked_key: std::any::type_name::<K>(),
-                asked_value: std::any::type_name::<V>(),
-            });
-        }
+        check_types::<K, V>(&rt)?;
         if !rt.is_global() {
             return Err(TableError::NotAllowed {
                 table: rt.name.to_string(),
