@@ -33,6 +33,8 @@ pub struct AppShared {
     /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
     pub transactions: Option<Arc<Transactions>>,
     pub started: Instant,
+    /// The last minute of the agents' counters, for `/performance`.
+    pub performance: crate::metrics::window::Window,
 }
 
 #[derive(Debug, Error)]
@@ -276,6 +278,7 @@ impl App {
             broker,
             agents,
             started: Instant::now(),
+            performance: crate::metrics::window::Window::new(Duration::from_secs(60)),
         });
 
         let mut prepared = Vec::new();
@@ -303,6 +306,7 @@ impl App {
         };
 
         let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
+        let monitor = tokio::spawn(crate::liveness::monitor(shared.clone(), shutdown.clone()));
         let connectors = tokio::spawn(crate::connectors::declare_all(
             settings.clone(),
             shutdown.clone(),
@@ -346,6 +350,7 @@ impl App {
             tracing::error!("producer flush at shutdown failed: {e}");
         }
         probe.abort();
+        monitor.abort();
         flusher.abort();
         connectors.abort();
         if let Some(w) = web {

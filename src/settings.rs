@@ -41,6 +41,8 @@ pub struct Settings {
     pub tables: BTreeMap<String, TableSettings>,
     #[serde(default)]
     pub store: StoreSettings,
+    #[serde(default)]
+    pub health: HealthSettings,
     /// Statements the worker submits to ksqlDB at start when `services.ksqldb` is set.
     #[serde(default)]
     pub ksql: KsqlSettings,
@@ -438,6 +440,42 @@ impl Default for StoreSettings {
             block_cache_mb: default_block_cache_mb(),
             write_buffer_mb: default_write_buffer_mb(),
             flush_interval: default_flush_interval(),
+        }
+    }
+}
+
+/// When `/health` turns 503 for a worker that is alive but not doing its job, and what
+/// the worker does then.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// The broker unreachable for this long makes the worker unhealthy (shorter outages
+    /// are ridden out: librdkafka reconnects by itself).
+    #[serde(default = "default_broker_timeout", deserialize_with = "de_duration")]
+    pub broker_timeout: Duration,
+    /// An agent with events waiting (lag) or in flight that has made no progress for
+    /// this long is stalled, and the worker unhealthy. Idle agents are never stalled.
+    #[serde(default = "default_stall_timeout", deserialize_with = "de_duration")]
+    pub stall_timeout: Duration,
+    /// Exit (code 3) once unhealthy for either reason, so that a supervisor (systemd,
+    /// Kubernetes) starts a fresh worker. Off by default: the worker waits it out.
+    #[serde(default)]
+    pub exit_when_unhealthy: bool,
+}
+
+fn default_broker_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            broker_timeout: default_broker_timeout(),
+            stall_timeout: default_stall_timeout(),
+            exit_when_unhealthy: false,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! processing error, a rebalance — the transaction is aborted: staged writes are
 //! dropped and every source partition goes back to its last committed offset.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ pub struct Transactions {
     abort_requested: AtomicBool,
     sources: Mutex<Vec<SourceHandle>>,
     tables: Arc<TableManager>,
+    /// Transactions committed and aborted since the worker started.
+    pub committed: AtomicU64,
+    pub aborted: AtomicU64,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,6 +68,8 @@ impl Transactions {
             abort_requested: AtomicBool::new(false),
             sources: Mutex::default(),
             tables,
+            committed: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
         }))
     }
 
@@ -150,6 +155,7 @@ impl Transactions {
         .unwrap_or(Err(KafkaError::Canceled));
         match result {
             Ok(()) => {
+                self.committed.fetch_add(1, Ordering::Relaxed);
                 for (t, o) in committed {
                     t.set_committed(o);
                 }
@@ -167,6 +173,7 @@ impl Transactions {
     }
 
     async fn abort(&self) -> Result<(), String> {
+        self.aborted.fetch_add(1, Ordering::Relaxed);
         let p = self.producer.clone();
         let aborted = tokio::task::spawn_blocking(move || p.raw().abort_transaction(TIMEOUT))
             .await

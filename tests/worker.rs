@@ -513,7 +513,10 @@ async fn metrics_are_served_in_prometheus_text_format() {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
-            assert!(series.starts_with("cta_stream_"), "{line}");
+            assert!(
+                series.starts_with("cta_stream_") || series.starts_with("process_"),
+                "{line}"
+            );
         }
         let has = |s: &str| text.lines().any(|l| l == s);
         if has("cta_stream_agent_events_out_total{agent=\"forward\"} 2")
@@ -527,9 +530,124 @@ async fn metrics_are_served_in_prometheus_text_format() {
                 text.contains("# TYPE cta_stream_producer_in_flight gauge"),
                 "{text}"
             );
+            // All three events were acked (the skipped one too) and timed; lag comes
+            // with the consumer's statistics (every 5 s), commits with the commit tick.
+            let lag = format!(
+                "cta_stream_consumer_lag{{agent=\"forward\",topic=\"{input}\",partition=\"0\"}} 0"
+            );
+            let done = has("cta_stream_agent_processing_seconds_count{agent=\"forward\"} 3")
+                && has(
+                    "cta_stream_agent_processing_seconds_bucket{agent=\"forward\",le=\"+Inf\"} 3",
+                )
+                && has(&lag)
+                && !has("cta_stream_agent_commits_total{agent=\"forward\"} 0")
+                && has("cta_stream_agent_partition_assignments_total{agent=\"forward\"} 1");
+            if !done {
+                assert!(Instant::now() < deadline, "{text}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+            assert!(
+                text.contains("# TYPE cta_stream_agent_processing_seconds histogram"),
+                "{text}"
+            );
+            assert!(
+                text.contains("cta_stream_rocksdb_memory_bytes{kind=\"block_cache\"}"),
+                "{text}"
+            );
+            let rss = text
+                .lines()
+                .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            assert!(rss > 1e6, "{text}");
             break;
         }
         assert!(Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The same, worked out for people.
+    let (code, perf) = get_json(&w.url("/performance")).await;
+    assert_eq!(code, 200, "{perf}");
+    let a = &perf["agents"]["forward"];
+    assert_eq!(a["acked"], 3, "{perf}");
+    assert_eq!(a["latency_ms_since_start"]["samples"], 3, "{perf}");
+    assert!(
+        a["latency_ms_since_start"]["p99"].as_f64().unwrap() > 0.0,
+        "{perf}"
+    );
+    assert_eq!(a["lag"]["total"], 0, "{perf}");
+    assert_eq!(a["lag"]["partitions"][0]["end_offset"], 3, "{perf}");
+    assert!(a["throughput"].get("in_per_sec_60s").is_some(), "{perf}");
+    assert!(
+        perf["memory"]["resident_bytes"].as_u64().unwrap() > 1 << 20,
+        "{perf}"
+    );
+    assert!(
+        perf["memory"]["rocksdb"]["cache_capacity_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{perf}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_stuck_on_waiting_events_makes_the_worker_unhealthy_and_can_make_it_exit() {
+    require_broker();
+    let app = unique("stall");
+    let input = format!("{app}-in");
+    create_topic(&input, 1).await;
+    // Each event takes ten minutes: the agent sits on the first with the rest waiting.
+    let agents = format!(
+        "[agents.count_keys]\nsource.topics = [\"{input}\"]\ncodec = \"raw\"\n\
+         params = {{ delay_ms = 600000 }}\n[tables.key_counts]\nagent = \"count_keys\"\n"
+    );
+    let health = "[health]\nstall_timeout = \"3s\"\n";
+    let mut w = Worker::start(&app, &format!("{agents}{health}"));
+    w.wait_healthy(Duration::from_secs(60)).await;
+    let p = producer();
+    for i in 0..3 {
+        produce(&p, &input, Some(&format!("k{i}")), "x").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let reasons = loop {
+        if let Some((503, body)) = w.health().await {
+            break body["reasons"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still healthy:\n{}",
+            w.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let text = reasons.to_string();
+    assert!(
+        text.contains("agent count_keys has made no progress") && text.contains("waiting"),
+        "{text}"
+    );
+    let (_, perf) = get_json(&w.url("/performance")).await;
+    assert!(
+        perf["agents"]["count_keys"]["lag"]["total"]
+            .as_i64()
+            .unwrap()
+            >= 2,
+        "{perf}"
+    );
+    w.kill9();
+
+    // With the exit setting, the same state ends the process (code 3) for a supervisor.
+    let mut w = Worker::start(
+        &app,
+        &format!("{agents}{health}exit_when_unhealthy = true\n"),
+    );
+    let status = w.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "{}", w.log_text());
+    assert!(
+        w.log_text()
+            .contains("exiting so that a supervisor restarts the worker"),
+        "{}",
+        w.log_text()
+    );
 }

@@ -80,7 +80,7 @@ impl PreparedAgent {
                 }
             }
             Source::Topics(_) | Source::Pattern(_) => {
-                let trackers = Arc::new(TrackerMap::default());
+                let trackers = Arc::new(TrackerMap::with_latency(status.latency.clone()));
                 let tables = app.tables.of_agent(name);
                 let (assign_tx, assign_rx) = mpsc::unbounded_channel();
                 let mut cfg = client_config(&app.settings, ClientKind::Consumer);
@@ -93,7 +93,9 @@ impl PreparedAgent {
                         "latest"
                     },
                 );
-                if app.settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
+                let read_committed =
+                    app.settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+                if read_committed {
                     cfg.set("isolation.level", "read_committed");
                 }
                 let consumer: StreamConsumer<SourceContext> = cfg
@@ -103,6 +105,8 @@ impl PreparedAgent {
                         tables: tables.clone(),
                         assignments: assign_tx,
                         transactions: app.transactions.clone(),
+                        status: status.clone(),
+                        read_committed,
                     })
                     .map_err(|e| {
                         anyhow::anyhow!("cannot create the consumer of agent {name}: {e}")

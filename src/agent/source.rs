@@ -18,7 +18,7 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use super::status::AgentStatus;
+use super::status::{AgentStatus, PartitionLag};
 use crate::stream::ack::{AckToken, PartitionTracker, Rewind};
 use crate::stream::event::{Headers, RawEvent};
 use crate::stream::typed::Dispatched;
@@ -32,9 +32,18 @@ type TrackersByPartition = HashMap<(Arc<str>, i32), Arc<PartitionTracker>>;
 pub(crate) struct TrackerMap {
     map: Mutex<TrackersByPartition>,
     pub attention: Arc<AtomicBool>,
+    /// The agent's processing-latency histogram, which every tracker records into.
+    pub latency: Option<Arc<crate::metrics::histogram::Histogram>>,
 }
 
 impl TrackerMap {
+    pub fn with_latency(h: Arc<crate::metrics::histogram::Histogram>) -> Self {
+        Self {
+            latency: Some(h),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackersByPartition> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -43,11 +52,11 @@ impl TrackerMap {
         self.lock()
             .entry((topic.clone(), partition))
             .or_insert_with(|| {
-                Arc::new(PartitionTracker::new(
-                    topic.clone(),
-                    partition,
-                    self.attention.clone(),
-                ))
+                let t = PartitionTracker::new(topic.clone(), partition, self.attention.clone());
+                Arc::new(match &self.latency {
+                    Some(h) => t.with_latency(h.clone()),
+                    None => t,
+                })
             })
             .clone()
     }
@@ -55,6 +64,13 @@ impl TrackerMap {
     fn remove(&self, topic: &str, partition: i32) -> Option<Arc<PartitionTracker>> {
         let key = (Arc::<str>::from(topic), partition);
         self.lock().remove(&key)
+    }
+
+    /// The tracker of a partition, if the agent owns it and has dispatched from it.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<PartitionTracker>> {
+        self.lock()
+            .get(&(Arc::<str>::from(topic), partition))
+            .cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<PartitionTracker>> {
@@ -79,13 +95,59 @@ pub(crate) struct SourceContext {
     pub assignments: mpsc::UnboundedSender<Assignment>,
     /// Under exactly-once, offsets are committed by transactions only.
     pub transactions: Option<Arc<Transactions>>,
+    /// Where lag, commits and rebalances are counted.
+    pub status: Arc<AgentStatus>,
+    /// The end of a partition for this consumer is its last stable offset.
+    pub read_committed: bool,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`) give each assigned
+    /// partition's end; the position is what the agent has acked, which the consumer
+    /// alone does not know (under exactly-once its commits go through the producer).
+    fn stats(&self, stats: rdkafka::Statistics) {
+        let mut lag = Vec::new();
+        for (topic, t) in &stats.topics {
+            for (&partition, p) in &t.partitions {
+                if partition < 0 || !p.desired {
+                    continue;
+                }
+                let end = if self.read_committed {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if end < 0 {
+                    continue;
+                }
+                let acked = self
+                    .trackers
+                    .get(topic, partition)
+                    .and_then(|t| t.position());
+                let position = acked
+                    .or((p.committed_offset >= 0).then_some(p.committed_offset))
+                    .unwrap_or(end);
+                lag.push(PartitionLag {
+                    topic: topic.clone(),
+                    partition,
+                    end_offset: end,
+                    position,
+                    lag: (end - position).max(0),
+                    committed_offset: p.committed_offset.max(-1),
+                });
+            }
+        }
+        lag.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        self.status.set_lag(lag);
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            if tpl.count() > 0 {
+                AgentStatus::incr(&self.status.revocations);
+            }
             if let Some(t) = &self.transactions {
                 // Work on these partitions is in the open transaction without its
                 // offsets; it must not commit. The new owner starts from the last commit.
@@ -119,8 +181,12 @@ impl ConsumerContext for SourceContext {
                 }
             }
             if commit.count() > 0 {
-                if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-                    tracing::warn!(agent = %self.agent, "commit on revoke failed: {e}");
+                match consumer.commit(&commit, CommitMode::Sync) {
+                    Ok(()) => AgentStatus::incr(&self.status.commits),
+                    Err(e) => {
+                        AgentStatus::incr(&self.status.commit_failures);
+                        tracing::warn!(agent = %self.agent, "commit on revoke failed: {e}");
+                    }
                 }
             }
             let partitions: std::collections::BTreeSet<i32> =
@@ -137,6 +203,7 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                AgentStatus::incr(&self.status.assignments);
                 tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions assigned");
                 if !self.tables.is_empty() && tpl.count() > 0 {
                     // No event of a partition reaches the agent before its tables are whole.
@@ -157,9 +224,19 @@ impl ConsumerContext for SourceContext {
         }
     }
 
+    /// Async commits are confirmed here only on some librdkafka paths; the count is kept
+    /// where the commit is sent (`SourceLoop::commit`), failures reported here too.
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(agent = %self.agent, "offset commit failed: {e}");
+        match result {
+            Ok(()) => {}
+            // Nothing to commit is not a failure.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(e) => {
+                AgentStatus::incr(&self.status.commit_failures);
+                tracing::warn!(agent = %self.agent, "offset commit failed: {e}");
+            }
         }
     }
 }
@@ -492,8 +569,12 @@ impl SourceLoop {
         if tpl.count() == 0 {
             return;
         }
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            tracing::warn!(agent = %self.agent, "offset commit failed: {e}");
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => AgentStatus::incr(&self.status.commits),
+            Err(e) => {
+                AgentStatus::incr(&self.status.commit_failures);
+                tracing::warn!(agent = %self.agent, "offset commit failed: {e}");
+            }
         }
     }
 }

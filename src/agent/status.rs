@@ -1,10 +1,12 @@
 //! What each agent is doing, for `/health`, `/agents` and the logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+
+use crate::metrics::histogram::Histogram;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,6 +42,35 @@ pub struct AgentStatus {
     pub restarts: AtomicU64,
     pub delivery_errors: AtomicU64,
     pub rewinds: AtomicU64,
+    /// Offset commits sent, and failed (at-least-once; under exactly-once offsets go
+    /// with the transactions).
+    pub commits: AtomicU64,
+    pub commit_failures: AtomicU64,
+    /// Rebalances that assigned partitions to the agent, and that revoked some.
+    pub assignments: AtomicU64,
+    pub revocations: AtomicU64,
+    /// Time from the consumer handing an event over to its ack (the agent is done with
+    /// it and the records it produced are delivered). Its count is the events acked.
+    pub latency: Arc<Histogram>,
+    lag: Mutex<Vec<PartitionLag>>,
+    /// When the agent last moved (events in, acks, recovery records), and what it had
+    /// done then: the watchdog's view of progress.
+    progress: Mutex<(u64, Instant)>,
+}
+
+/// How far an agent is behind on one source partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// The partition's end for this consumer (the last stable offset under read_committed).
+    pub end_offset: i64,
+    /// One past the last offset processed and acked (or the committed offset).
+    pub position: i64,
+    pub lag: i64,
+    /// The offset the broker confirmed as committed by this consumer (-1: none yet; under
+    /// exactly-once the transactions commit, which the consumer does not see).
+    pub committed_offset: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +87,15 @@ pub struct StatusSnapshot {
     pub restarts: u64,
     pub delivery_errors: u64,
     pub rewinds: u64,
+    pub acked: u64,
+    pub commits: u64,
+    pub commit_failures: u64,
+    pub assignments: u64,
+    pub revocations: u64,
+    /// Events waiting on the source partitions (sum of their lag).
+    pub lag: i64,
+    /// Seconds since the agent last made progress.
+    pub idle_secs: u64,
     pub last_failure: Option<FailureRecord>,
 }
 
@@ -79,7 +119,50 @@ impl AgentStatus {
             restarts: AtomicU64::new(0),
             delivery_errors: AtomicU64::new(0),
             rewinds: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
+            assignments: AtomicU64::new(0),
+            revocations: AtomicU64::new(0),
+            latency: Arc::default(),
+            lag: Mutex::default(),
+            progress: Mutex::new((0, Instant::now())),
         }
+    }
+
+    /// Replaces the lag of every source partition (from the consumer's statistics).
+    pub fn set_lag(&self, lag: Vec<PartitionLag>) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.lag.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn total_lag(&self) -> i64 {
+        self.lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|l| l.lag.max(0))
+            .sum()
+    }
+
+    /// Records `done` (a number that grows while the agent works: events in, acks,
+    /// recovery records) and returns for how long it has not moved.
+    pub fn note_progress(&self, done: u64) -> Duration {
+        let mut g = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0 != done {
+            *g = (done, Instant::now());
+        }
+        g.1.elapsed()
+    }
+
+    pub fn idle(&self) -> Duration {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .elapsed()
     }
 
     pub fn set_state(&self, s: AgentState) {
@@ -131,6 +214,13 @@ impl AgentStatus {
             restarts: load(&self.restarts),
             delivery_errors: load(&self.delivery_errors),
             rewinds: load(&self.rewinds),
+            acked: self.latency.snapshot().count(),
+            commits: load(&self.commits),
+            commit_failures: load(&self.commit_failures),
+            assignments: load(&self.assignments),
+            revocations: load(&self.revocations),
+            lag: self.total_lag(),
+            idle_secs: self.idle().as_secs(),
             last_failure: self
                 .last_failure
                 .lock()

@@ -31,6 +31,8 @@ pub fn client_config(settings: &Settings, kind: ClientKind) -> ClientConfig {
             c.set("partition.assignment.strategy", "range");
             c.set("session.timeout.ms", "10000");
             c.set("heartbeat.interval.ms", "1000");
+            // Statistics give each partition's end offset: the consumer lag of /metrics.
+            c.set("statistics.interval.ms", "5000");
         }
         ClientKind::Producer => {
             c.set("enable.idempotence", "true");

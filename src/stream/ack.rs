@@ -5,6 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use crate::metrics::histogram::Histogram;
 
 /// Acks of one source partition of one agent.
 pub struct PartitionTracker {
@@ -17,6 +20,8 @@ pub struct PartitionTracker {
     /// or a revoke they will be delivered again).
     epoch: AtomicU64,
     state: Mutex<TrackerState>,
+    /// Where the time from dispatch to ack of each event is recorded.
+    latency: Option<Arc<Histogram>>,
 }
 
 #[derive(Default)]
@@ -60,7 +65,14 @@ impl PartitionTracker {
             retired: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             state: Mutex::default(),
+            latency: None,
         }
+    }
+
+    /// Records each acked event's time from dispatch to ack in `h`.
+    pub fn with_latency(mut self, h: Arc<Histogram>) -> Self {
+        self.latency = Some(h);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
@@ -151,6 +163,13 @@ impl PartitionTracker {
         Some(target)
     }
 
+    /// Where processing of this partition stands: one past the last contiguous ack, or
+    /// the first offset dispatched when none is acked yet.
+    pub fn position(&self) -> Option<i64> {
+        let s = self.lock();
+        s.committable.or(s.base)
+    }
+
     /// The offset to commit, whether or not it moved (for final and revoke commits).
     pub fn committable(&self) -> Option<i64> {
         self.lock().committable
@@ -186,6 +205,7 @@ struct TokenInner {
     epoch: u64,
     failure: OnceLock<String>,
     forgotten: AtomicBool,
+    dispatched: Instant,
 }
 
 impl AckToken {
@@ -198,6 +218,7 @@ impl AckToken {
             epoch,
             failure: OnceLock::new(),
             forgotten: AtomicBool::new(false),
+            dispatched: Instant::now(),
         }))
     }
 
@@ -230,7 +251,12 @@ impl Drop for TokenInner {
         }
         match self.failure.take() {
             Some(reason) => self.tracker.fail(self.offset, self.epoch, reason),
-            None => self.tracker.done(self.offset, self.epoch),
+            None => {
+                self.tracker.done(self.offset, self.epoch);
+                if let Some(h) = &self.tracker.latency {
+                    h.observe(self.dispatched.elapsed());
+                }
+            }
         }
     }
 }

@@ -282,6 +282,35 @@ impl TableManager {
     pub fn memory_usage(&self) -> usize {
         self.env.memory_usage()
     }
+
+    /// What RocksDB holds in memory for every table partition of this worker.
+    pub fn memory(&self) -> StoreMemory {
+        let stores: Vec<_> = self
+            .all()
+            .flat_map(|t| t.held())
+            .filter_map(|p| p.store())
+            .collect();
+        StoreMemory {
+            cache_bytes: self.env.memory_usage() as u64,
+            cache_pinned_bytes: self.env.pinned_usage() as u64,
+            cache_capacity_bytes: self.env.block_cache_bytes as u64,
+            memtable_bytes: stores.iter().map(|s| s.memtable_bytes()).sum(),
+            table_reader_bytes: stores.iter().map(|s| s.table_reader_bytes()).sum(),
+            stores: stores.len(),
+        }
+    }
+}
+
+/// RocksDB's memory in this worker. Memtables are charged to the shared cache, so
+/// `cache_bytes` includes `memtable_bytes`; `table_reader_bytes` is outside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreMemory {
+    pub cache_bytes: u64,
+    pub cache_pinned_bytes: u64,
+    pub cache_capacity_bytes: u64,
+    pub memtable_bytes: u64,
+    pub table_reader_bytes: u64,
+    pub stores: usize,
 }
 
 /// Keeps a global table up to date with its source topic, every partition, for as long

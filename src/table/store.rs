@@ -79,6 +79,11 @@ impl StoreEnv {
     pub fn memory_usage(&self) -> usize {
         self.cache.get_usage()
     }
+
+    /// Bytes of the shared cache pinned by readers (cannot be evicted now).
+    pub fn pinned_usage(&self) -> usize {
+        self.cache.get_pinned_usage()
+    }
 }
 
 pub struct Store {
@@ -173,11 +178,21 @@ impl Store {
 
     /// Estimated number of entries, offsets included (RocksDB's estimate).
     pub fn estimated_keys(&self) -> u64 {
-        self.db
-            .property_int_value("rocksdb.estimate-num-keys")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        self.int_property("rocksdb.estimate-num-keys")
+    }
+
+    /// Bytes of this store's memtables (also charged to the shared cache).
+    pub fn memtable_bytes(&self) -> u64 {
+        self.int_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// Bytes of the SST readers outside the block cache (indexes and filters are cached).
+    pub fn table_reader_bytes(&self) -> u64 {
+        self.int_property("rocksdb.estimate-table-readers-mem")
+    }
+
+    fn int_property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
     }
 
     /// Exact number of data keys (a full scan: for tests and small tables).

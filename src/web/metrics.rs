@@ -5,12 +5,24 @@ use std::fmt::Write as _;
 
 use crate::app::AppShared;
 
-/// One metric family: its help, type and samples (labels, value).
+/// One metric family: its help, type and samples (what follows the name — a suffix such
+/// as `_bucket` and the labels —, value).
 struct Family {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
     samples: Vec<(String, f64)>,
+}
+
+/// Formats a bucket bound the way Prometheus clients do (`0.005`, `1.0`, `+Inf`).
+fn le(bound: f64) -> String {
+    if bound.is_infinite() {
+        "+Inf".into()
+    } else if bound.fract() == 0.0 {
+        format!("{bound:.1}")
+    } else {
+        format!("{bound}")
+    }
 }
 
 /// A label value escaped as the text format wants (backslash, quote, newline).
@@ -101,6 +113,94 @@ pub fn render(s: &AppShared) -> String {
             })
             .collect(),
     });
+    families.push(agent_counter(
+        "cta_stream_agent_commits_total",
+        "Offset commits sent to the broker (at-least-once; under exactly-once offsets go with the transactions).",
+        |x| x.commits,
+    ));
+    families.push(agent_counter(
+        "cta_stream_agent_commit_failures_total",
+        "Offset commits that failed.",
+        |x| x.commit_failures,
+    ));
+    families.push(agent_counter(
+        "cta_stream_agent_partition_assignments_total",
+        "Rebalances that assigned partitions to the agent.",
+        |x| x.assignments,
+    ));
+    families.push(agent_counter(
+        "cta_stream_agent_partition_revocations_total",
+        "Rebalances that took partitions from the agent.",
+        |x| x.revocations,
+    ));
+    let mut latency = Vec::new();
+    for (a, st) in &s.agents {
+        let h = st.latency.snapshot();
+        for (bound, n) in h.cumulative() {
+            latency.push((
+                format!("_bucket{}", labels(&[("agent", a), ("le", &le(bound))])),
+                n as f64,
+            ));
+        }
+        latency.push((format!("_sum{}", labels(&[("agent", a)])), h.sum_secs));
+        latency.push((
+            format!("_count{}", labels(&[("agent", a)])),
+            h.count() as f64,
+        ));
+    }
+    families.push(Family {
+        name: "cta_stream_agent_processing_seconds",
+        help: "Time from the consumer handing an event to the agent to its ack (processed, produced records delivered).",
+        kind: "histogram",
+        samples: latency,
+    });
+    let mut lag = Vec::new();
+    let mut ends = Vec::new();
+    let mut committed = Vec::new();
+    for (a, st) in &s.agents {
+        for l in st.lag() {
+            let p = l.partition.to_string();
+            let lbl = labels(&[("agent", a), ("topic", &l.topic), ("partition", &p)]);
+            lag.push((lbl.clone(), l.lag as f64));
+            ends.push((lbl.clone(), l.end_offset as f64));
+            if l.committed_offset >= 0 {
+                committed.push((lbl, l.committed_offset as f64));
+            }
+        }
+    }
+    families.push(Family {
+        name: "cta_stream_consumer_lag",
+        help: "Events of a source partition not yet processed by the agent (end offset minus acked position).",
+        kind: "gauge",
+        samples: lag,
+    });
+    families.push(Family {
+        name: "cta_stream_consumer_end_offset",
+        help: "End offset of a source partition (last stable offset under exactly-once).",
+        kind: "gauge",
+        samples: ends,
+    });
+    families.push(Family {
+        name: "cta_stream_consumer_committed_offset",
+        help: "Offset of a source partition the broker confirmed as committed by the agent's consumer (at-least-once).",
+        kind: "gauge",
+        samples: committed,
+    });
+    if let Some(t) = &s.transactions {
+        use std::sync::atomic::Ordering::Relaxed;
+        families.push(Family {
+            name: "cta_stream_transactions_committed_total",
+            help: "Transactions committed (exactly-once).",
+            kind: "counter",
+            samples: vec![(String::new(), t.committed.load(Relaxed) as f64)],
+        });
+        families.push(Family {
+            name: "cta_stream_transactions_aborted_total",
+            help: "Transactions aborted (exactly-once).",
+            kind: "counter",
+            samples: vec![(String::new(), t.aborted.load(Relaxed) as f64)],
+        });
+    }
     families.push(Family {
         name: "cta_stream_producer_in_flight",
         help: "Records handed to the producer and not yet acknowledged.",
@@ -156,6 +256,32 @@ pub fn render(s: &AppShared) -> String {
         kind: "gauge",
         samples: to_recover,
     });
+    let mem = s.tables.memory();
+    families.push(Family {
+        name: "cta_stream_rocksdb_memory_bytes",
+        help: "RocksDB memory: the shared block cache (memtables are charged to it), its memtables, and SST readers outside it.",
+        kind: "gauge",
+        samples: vec![
+            (labels(&[("kind", "block_cache")]), mem.cache_bytes as f64),
+            (labels(&[("kind", "block_cache_pinned")]), mem.cache_pinned_bytes as f64),
+            (labels(&[("kind", "memtables")]), mem.memtable_bytes as f64),
+            (labels(&[("kind", "table_readers")]), mem.table_reader_bytes as f64),
+        ],
+    });
+    families.push(Family {
+        name: "cta_stream_rocksdb_block_cache_capacity_bytes",
+        help: "Capacity of the shared block cache (store.block_cache_mb).",
+        kind: "gauge",
+        samples: vec![(String::new(), mem.cache_capacity_bytes as f64)],
+    });
+    if let Some(rss) = crate::metrics::process::resident_bytes() {
+        families.push(Family {
+            name: "process_resident_memory_bytes",
+            help: "Resident memory size in bytes.",
+            kind: "gauge",
+            samples: vec![(String::new(), rss as f64)],
+        });
+    }
     families.push(Family {
         name: "cta_stream_uptime_seconds",
         help: "Seconds since the worker started.",
@@ -177,6 +303,13 @@ pub fn render(s: &AppShared) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_bounds_are_formatted_as_prometheus_clients_do() {
+        assert_eq!(le(0.005), "0.005");
+        assert_eq!(le(1.0), "1.0");
+        assert_eq!(le(f64::INFINITY), "+Inf");
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -12,6 +12,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::app::{AppError, AppShared};
 
 pub mod metrics;
+pub mod performance;
 pub mod tables;
 pub mod views;
 
@@ -67,6 +68,10 @@ pub fn routes(
                 "text/plain; version=0.0.4; charset=utf-8",
             )
         });
+    let performance = warp::path!("performance")
+        .and(warp::get())
+        .and(with.clone())
+        .map(|s: Arc<AppShared>| warp::reply::json(&performance::render(&s)));
     let agents = warp::path!("agents")
         .and(warp::get())
         .and(with.clone())
@@ -77,11 +82,12 @@ pub fn routes(
         .map(|s: Arc<AppShared>| {
             warp::reply::json(&json!({
                 "app": s.settings.app.id,
-                "endpoints": ["/health", "/metrics", "/agents", "/tables", "/tables/{name}", "/tables/{name}/{key}"],
+                "endpoints": ["/health", "/metrics", "/performance", "/agents", "/tables", "/tables/{name}", "/tables/{name}/{key}"],
             }))
         });
     health
         .or(metrics)
+        .or(performance)
         .or(agents)
         .or(tables)
         .or(app_views)
@@ -101,27 +107,12 @@ fn health(s: &AppShared) -> warp::reply::WithStatus<warp::reply::Json> {
             )
         })
         .collect();
-    let failing: Vec<&String> = s
-        .agents
-        .iter()
-        .filter(|(_, st)| !st.is_healthy())
-        .map(|(n, _)| n)
-        .collect();
-    let mut reasons = Vec::new();
-    if !broker.reachable {
-        reasons.push(format!(
-            "broker {} unreachable: {}",
-            broker.bootstrap,
-            broker.last_error.clone().unwrap_or_default()
-        ));
-    }
-    for n in &failing {
-        reasons.push(format!("agent {n} is failing"));
-    }
-    let ok = reasons.is_empty();
+    let verdict = crate::liveness::assess(s);
+    let ok = verdict.healthy();
     let body = json!({
         "status": if ok { "ok" } else { "failing" },
-        "reasons": reasons,
+        "reasons": verdict.reasons,
+        "warnings": verdict.warnings,
         "app": s.settings.app.id,
         "uptime_secs": s.started.elapsed().as_secs(),
         "broker": broker,
