@@ -120,10 +120,15 @@ impl ClientContext for SourceContext {
                 if end < 0 {
                     continue;
                 }
-                let acked = self
-                    .trackers
-                    .get(topic, partition)
-                    .and_then(|t| t.position());
+                let tracker = self.trackers.get(topic, partition);
+                let mut acked = tracker.as_ref().and_then(|t| t.position());
+                // Nothing fetched is waiting and nothing dispatched is unacked: the agent
+                // is at the fetch position, past any transaction markers (offsets that
+                // are never delivered, so never acked) below it.
+                let idle = tracker.as_ref().is_none_or(|t| t.in_flight() == 0);
+                if idle && p.fetchq_cnt == 0 && p.next_offset >= 0 {
+                    acked = Some(acked.map_or(p.next_offset, |a| a.max(p.next_offset)));
+                }
                 let position = acked
                     .or((p.committed_offset >= 0).then_some(p.committed_offset))
                     .unwrap_or(end);

@@ -2,6 +2,7 @@
 //! Confluent Schema Registry framing, and raw bytes.
 
 pub mod avro_json;
+mod avro_limits;
 pub mod framing;
 pub mod raw;
 pub mod registry;
@@ -267,16 +268,29 @@ fn json_to_avro(v: serde_json::Value) -> apache_avro::types::Value {
 }
 
 /// Decodes one Avro binary datum written with `schema`; the whole input must be used.
+/// A datum cut short, nested deeper than 128 levels, or holding a `big-decimal` of a
+/// scale beyond 1000 is an error (see `avro_limits`).
 pub fn decode_avro_datum<T: DeserializeOwned>(
     schema: &Schema,
     datum: &mut &[u8],
 ) -> Result<T, String> {
+    let max_allocation = apache_avro::util::max_allocation_bytes(AVRO_MAX_ALLOCATION);
+    let resolved = apache_avro::schema::ResolvedSchema::new(schema).map_err(|e| e.to_string())?;
+    let risks = avro_limits::risks(schema, resolved.get_names());
+    if risks.deep {
+        avro_limits::check_depth(schema, &resolved, datum, max_allocation)?;
+    }
     let reader = GenericDatumReader::builder(schema)
         .build()
         .map_err(|e| e.to_string())?;
-    let value = reader.read_value(datum).map_err(|e| e.to_string())?;
+    let value = reader
+        .read_value(&mut avro_limits::Exact(datum))
+        .map_err(|e| e.to_string())?;
     if !datum.is_empty() {
         return Err(format!("{} bytes left over after the datum", datum.len()));
+    }
+    if risks.big_decimal {
+        avro_limits::check_big_decimals(&value)?;
     }
     apache_avro::from_value(&value).map_err(|e| e.to_string())
 }

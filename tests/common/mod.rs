@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod connect;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
@@ -213,6 +215,15 @@ impl Worker {
             broker()
         );
         std::fs::write(&settings, text).unwrap();
+        Self::spawn(dir, settings, port)
+    }
+
+    /// Starts a worker on a whole settings file, written by `text` given the web port.
+    pub fn start_settings(text: impl FnOnce(u16) -> String) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let settings = dir.path().join("settings.toml");
+        std::fs::write(&settings, text(port)).unwrap();
         Self::spawn(dir, settings, port)
     }
 
