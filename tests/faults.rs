@@ -99,12 +99,19 @@ impl Drop for PrivateKafka {
     }
 }
 
-fn forward_settings(app: &str, broker: &str, port: u16, input: &str, health: &str) -> String {
+fn forward_settings(
+    app: &str,
+    broker: &str,
+    port: u16,
+    input: &str,
+    app_toml: &str,
+    health_toml: &str,
+) -> String {
     format!(
-        "[app]\nid = \"{app}\"\nbroker = \"{broker}\"\ncommit_interval = \"200ms\"\n\
+        "[app]\nid = \"{app}\"\nbroker = \"{broker}\"\ncommit_interval = \"200ms\"\n{app_toml}\
          shutdown_timeout = \"20s\"\n[web]\nbind = \"127.0.0.1:{port}\"\n\
          [services]\nschema_registry = \"\"\nrest_proxy = \"\"\n\
-         [health]\nbroker_timeout = \"5s\"\n{health}\
+         [health]\nbroker_timeout = \"5s\"\n{health_toml}\
          [agents.forward]\nsource.topics = [\"{input}\"]\nsinks = [\"{input}-out\"]\n"
     )
 }
@@ -114,6 +121,7 @@ fn forward_settings(app: &str, broker: &str, port: u16, input: &str, health: &st
 fn distinct_ns(broker: &str, topic: &str, want: u64, timeout: Duration) -> (BTreeSet<u64>, u64) {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
+        .set("isolation.level", "read_committed")
         .set("group.id", unique("faults-reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -134,11 +142,26 @@ fn distinct_ns(broker: &str, topic: &str, want: u64, timeout: Duration) -> (BTre
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_stopped_and_restarted_under_load_loses_nothing_and_the_worker_resumes() {
+    outage_under_load(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_exactly_once_a_broker_outage_neither_loses_nor_duplicates() {
+    outage_under_load(true).await;
+}
+
+async fn outage_under_load(exactly_once: bool) {
     let kafka = PrivateKafka::start();
+    let guarantee = if exactly_once {
+        "processing_guarantee = \"exactly_once\"\n"
+    } else {
+        ""
+    };
     let broker = kafka.bootstrap();
     let app = unique("outage");
     let input = format!("{app}-in");
-    let mut w = Worker::start_settings(|port| forward_settings(&app, &broker, port, &input, ""));
+    let mut w =
+        Worker::start_settings(|port| forward_settings(&app, &broker, port, &input, guarantee, ""));
     w.wait_healthy(Duration::from_secs(90)).await;
     // A second worker that gives up when the broker is gone (health.exit_when_unhealthy).
     let quitter_app = format!("{app}-quitter");
@@ -149,6 +172,7 @@ async fn a_broker_stopped_and_restarted_under_load_loses_nothing_and_the_worker_
             &broker,
             port,
             &quitter_in,
+            guarantee,
             "exit_when_unhealthy = true\n",
         )
     });
@@ -227,9 +251,17 @@ async fn a_broker_stopped_and_restarted_under_load_loses_nothing_and_the_worker_
         w.log_text()
     );
     assert!(w.child.try_wait().unwrap().is_none(), "the worker runs on");
+    if exactly_once {
+        assert_eq!(
+            records,
+            total,
+            "duplicates under exactly-once\n{}",
+            w.log_text()
+        );
+    }
     eprintln!(
         "outage {:.1} s; worker healthy {:.1} s after the broker was back; {records} records \
-         out for {total} events ({} duplicates, at-least-once)",
+         out for {total} events ({} duplicates)",
         back.duration_since(outage).as_secs_f64(),
         resumed_after.as_secs_f64(),
         records - total
