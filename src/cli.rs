@@ -125,6 +125,7 @@ impl From<CodecArg> for CodecKind {
 
 /// Entry point of the binary, with the agent functions linked into it.
 pub fn main() -> ExitCode {
+    crate::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod ksql;
 pub mod liveness;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod services;
 pub mod settings;

@@ -93,14 +93,12 @@ impl Sources {
                 return Ok(s.clone());
             }
         }
-        let status = Arc::new(
-            build_status(
-                self.stations.entries().await?,
-                self.trains.entries().await?,
-                self.weather.entries().await?,
-                self.summary.entries().await?,
-            ),
-        );
+        let status = Arc::new(build_status(
+            self.stations.entries().await?,
+            self.trains.entries().await?,
+            self.weather.entries().await?,
+            self.summary.entries().await?,
+        ));
         *self.cache.lock().map_err(|_| anyhow!("poisoned"))? = Some((versions, status.clone()));
         Ok(status)
     }
@@ -219,31 +217,37 @@ fn events(
     sources: Sources,
     shutdown: watch::Receiver<bool>,
 ) -> impl futures::Stream<Item = Result<warp::sse::Event, Infallible>> {
-    let state = (sources, shutdown, true);
-    futures::stream::unfold(state, |(sources, mut shutdown, first)| async move {
-        if !first {
-            let mut changes = sources.changes();
+    // The receivers live as long as the stream: a change that lands while a status is
+    // being built stays unseen, so it wakes the next round instead of being lost.
+    let changes = sources.changes();
+    let state = (sources, changes, shutdown, true);
+    futures::stream::unfold(
+        state,
+        |(sources, mut changes, mut shutdown, first)| async move {
+            if !first {
+                let any_change =
+                    futures::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
+                tokio::select! {
+                    _ = any_change => {}
+                    _ = shutdown.wait_for(|s| *s) => return None,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             for c in &mut changes {
                 c.borrow_and_update();
             }
-            let any_change = futures::future::select_all(
-                changes.iter_mut().map(|c| Box::pin(c.changed())),
-            );
-            tokio::select! {
-                _ = any_change => {}
-                _ = shutdown.wait_for(|s| *s) => return None,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let event = match sources.status().await {
-            Ok(s) => warp::sse::Event::default()
-                .event("status")
-                .json_data(&*s)
-                .unwrap_or_default(),
-            Err(e) => warp::sse::Event::default().event("error").data(e.to_string()),
-        };
-        Some((Ok(event), (sources, shutdown, false)))
-    })
+            let event = match sources.status().await {
+                Ok(s) => warp::sse::Event::default()
+                    .event("status")
+                    .json_data(&*s)
+                    .unwrap_or_default(),
+                Err(e) => warp::sse::Event::default()
+                    .event("error")
+                    .data(e.to_string()),
+            };
+            Some((Ok(event), (sources, changes, shutdown, false)))
+        },
+    )
 }
 
 fn status_view(ctx: &ViewContext) -> anyhow::Result<ViewFilter> {
@@ -308,6 +312,13 @@ fn status_view(ctx: &ViewContext) -> anyhow::Result<ViewFilter> {
             warp::sse::reply(warp::sse::keep_alive().stream(events(s, shutdown.clone())))
                 .into_response()
         });
-    Ok(page.or(line).unify().or(api).unify().or(sse).unify().boxed())
+    Ok(page
+        .or(line)
+        .unify()
+        .or(api)
+        .unify()
+        .or(sse)
+        .unify()
+        .boxed())
 }
 register_view!("cta_status", status_view);

@@ -34,9 +34,9 @@ pub fn client_config(settings: &Settings, kind: ClientKind) -> ClientConfig {
             // Statistics give each partition's end offset: the consumer lag of /metrics.
             c.set("statistics.interval.ms", "5000");
             // librdkafka pre-fetches up to 64 MB per consumer by default, and the worker
-            // has a consumer per agent: 8 MB each still keeps tens of thousands of
+            // has a consumer per agent: 4 MB each still keeps tens of thousands of
             // events ready, and bounds the worker's memory when it lags.
-            c.set("queued.max.messages.kbytes", "8192");
+            c.set("queued.max.messages.kbytes", "4096");
         }
         ClientKind::Producer => {
             c.set("enable.idempotence", "true");

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# benches/e2e_latency.sh — end-to-end latency of the full CTA app, from a train's arrival
+# event (its Kafka record timestamp) to the status page's server-sent update showing the
+# train at that station (p50/p90/p99), and the worker's resident memory while it runs.
+#
+#   benches/e2e_latency.sh [SECONDS [SPEEDUP]]          (defaults: 60 10)
+#
+# Runs the release worker on settings.toml — every agent, table, view and the stations
+# connector, as `scripts/run` does — with its own app id (fresh consumer groups), its own
+# ports and state directory, and the clock at SPEEDUP; benches/e2e_latency.py (venv of
+# scripts/pyenv) follows the arrival topics and /events and samples /performance. Needs
+# the local stack (scripts/stack up: Kafka, PostgreSQL, Connect). The baseline of the same
+# run is the arrival itself: the latency is what the pipeline adds (arrival topic →
+# cta_train_positions → trains table → changelog → trains_all global table → page).
+#
+# Environment: BENCH_NO_BUILD=1 uses the existing release binary; CARGO_TARGET_DIR
+# (default ~/.cache/cta-stream/target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-60}
+SPEEDUP=${2:-10}
+say() { printf 'e2e bench: %s\n' "$*" >&2; }
+die() { printf 'e2e bench: error: %s\n' "$*" >&2; exit 1; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cta-stream/target}
+[[ ${BENCH_NO_BUILD:-} == 1 ]] || cargo build --release --quiet
+BIN=$CARGO_TARGET_DIR/release/cta-stream
+[[ -x $BIN ]] || die "no release binary at $BIN"
+scripts/stack status --check >/dev/null || die "the local stack is not up (scripts/stack up)"
+PY=$(scripts/pyenv)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+WEB=$(free_port) REG=$(free_port) PROXY=$(free_port)
+TMP=$(mktemp -d)
+APP=cta-e2e-$(date +%s)
+cleanup() {
+  [[ -n ${WPID:-} ]] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+env -u RUST_LOG CTA_STREAM_APP__ID=$APP CTA_STREAM_APP__STATE_DIR=$TMP/state \
+  CTA_STREAM_WEB__BIND=127.0.0.1:$WEB \
+  CTA_STREAM_EMBEDDED__SCHEMA_REGISTRY=127.0.0.1:$REG CTA_STREAM_SERVICES__SCHEMA_REGISTRY= \
+  CTA_STREAM_EMBEDDED__REST_PROXY=127.0.0.1:$PROXY CTA_STREAM_SERVICES__REST_PROXY= \
+  CTA_STREAM_AGENTS__CTA_CLOCK__SOURCE__SPEEDUP=$SPEEDUP \
+  "$BIN" --settings settings.toml worker -l warn >"$TMP/worker.log" 2>&1 &
+WPID=$!
+for _ in $(seq 120); do
+  curl -sf "http://127.0.0.1:$WEB/health" >/dev/null && break
+  kill -0 "$WPID" 2>/dev/null || { tail -20 "$TMP/worker.log" >&2; die "the worker exited"; }
+  sleep 1
+done
+curl -sf "http://127.0.0.1:$WEB/health" >/dev/null || die "the worker is not healthy after 120 s"
+say "worker up (app $APP, http://127.0.0.1:$WEB), measuring for ${SECS}s at x$SPEEDUP"
+"$PY" benches/e2e_latency.py --bootstrap 127.0.0.1:9092 --registry "http://127.0.0.1:$REG" \
+  --web "127.0.0.1:$WEB" --seconds "$SECS"
