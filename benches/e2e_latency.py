@@ -7,9 +7,8 @@ It follows two things at once while the full CTA worker runs:
     confluent-kafka's AvroDeserializer through the worker's Schema Registry: the latest
     arrival of each train, with its record timestamp (CreateTime, set when produced);
   - the page's server-sent events (/events): the status after each change.
-When an update shows a train at a station other than before, and that station is the one
-of the train's latest arrival, the latency is the update's receive time minus the
-arrival's timestamp. Moves seen on the page before the arrival is read from Kafka are kept
+When an update shows a train at a station other than before, the latency is the update's receive time minus the timestamp
+of the train's latest arrival at that station. Moves seen on the page before the arrival is read from Kafka are kept
 and matched when it is. /performance is sampled once a second for the resident memory.
 
 Prints one JSON object: samples, p50/p90/p99/max in ms, RSS (max and the last sample).
@@ -18,6 +17,7 @@ Prints one JSON object: samples, p50/p90/p99/max in ms, RSS (max and the last sa
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import statistics
@@ -32,8 +32,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 lock = threading.Lock()
-arrivals: dict[str, tuple[int, int]] = {}  # train -> (station_id, timestamp ms)
-pending: dict[str, tuple[int, float]] = {}  # train -> (station_id, page time s)
+# train -> its recent arrivals (station_id, timestamp ms), newest last: the page may show
+# a train at a station after the train has already moved on in Kafka.
+arrivals: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=20))
+pending: dict[tuple[str, int], float] = {}  # (train, station_id) -> page time s
 latencies: list[float] = []
 stop = threading.Event()
 ready = threading.Event()
@@ -56,11 +58,10 @@ def follow_kafka(bootstrap: str, registry: str, pattern: str) -> None:
         v = deser(m.value(), SerializationContext(m.topic(), MessageField.VALUE))
         ts = m.timestamp()[1]
         with lock:
-            arrivals[v["train_id"]] = (v["station_id"], ts)
-            p = pending.get(v["train_id"])
-            if p and p[0] == v["station_id"]:
-                latencies.append(p[1] * 1000 - ts)
-                del pending[v["train_id"]]
+            arrivals[v["train_id"]].append((v["station_id"], ts))
+            seen = pending.pop((v["train_id"], v["station_id"]), None)
+            if seen is not None:
+                latencies.append(seen * 1000 - ts)
     c.close()
 
 
@@ -98,11 +99,11 @@ def follow_page(host: str, port: int) -> None:
                 for train, station in at.items():
                     if last.get(train) == station:
                         continue
-                    a = arrivals.get(train)
-                    if a and a[0] == station:
-                        latencies.append(now * 1000 - a[1])
+                    ts = next((t for s, t in reversed(arrivals[train]) if s == station), None)
+                    if ts is not None:
+                        latencies.append(now * 1000 - ts)
                     elif last:  # not the first picture: a move whose arrival is not read yet
-                        pending[train] = (station, now)
+                        pending[(train, station)] = now
             last = at
 
 

@@ -37,6 +37,9 @@ pub fn client_config(settings: &Settings, kind: ClientKind) -> ClientConfig {
             // has a consumer per agent: 4 MB each still keeps tens of thousands of
             // events ready, and bounds the worker's memory when it lags.
             c.set("queued.max.messages.kbytes", "4096");
+            // A full pre-fetch queue pauses fetching for `fetch.queue.backoff.ms`, 1 s by
+            // default: with a small queue that idled the worker most of the time.
+            c.set("fetch.queue.backoff.ms", "20");
         }
         ClientKind::Producer => {
             c.set("enable.idempotence", "true");
