@@ -65,8 +65,9 @@ for _ in $(seq 600); do
   LAG=$(curl -sf "http://127.0.0.1:$WEB/performance" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-tp = d["agents"]["cta_train_positions"]["lag"]["partitions"]
-print(sum(a["lag"]["total"] for a in d["agents"].values()) if tp else "none")' 2>/dev/null || echo x)
+consumers = ("cta_train_positions", "cta_turnstile_summary", "cta_station_transform", "cta_trains")
+known = all(d["agents"][a]["lag"]["partitions"] for a in consumers)
+print(sum(a["lag"]["total"] for a in d["agents"].values()) if known else "none")' 2>/dev/null || echo x)
   [[ $LAG =~ ^[0-9]+$ ]] && ((LAG < 500)) && break
   sleep 1
 done
