@@ -738,6 +738,8 @@ fn big_decimal(b: &[u8]) -> Res<Value> {
     }
     datum.push(n as u8);
     datum.extend_from_slice(b);
+    // The runtime's bound, not apache-avro's default, if this is the first read.
+    apache_avro::util::max_allocation_bytes(super::AVRO_MAX_ALLOCATION);
     let schema = Schema::BigDecimal;
     let reader = GenericDatumReader::builder(&schema)
         .build()

@@ -25,6 +25,9 @@ pub(crate) struct SchemaRisks {
     pub deep: bool,
     /// A datum may hold a `big-decimal`.
     pub big_decimal: bool,
+    /// An array's items take no bytes (null, a record without fields, a fixed of size
+    /// 0): a few bytes may stand for millions of values, per array.
+    pub zero_width_items: bool,
 }
 
 pub(crate) fn risks(schema: &Schema, names: &NamesRef) -> SchemaRisks {
@@ -33,11 +36,13 @@ pub(crate) fn risks(schema: &Schema, names: &NamesRef) -> SchemaRisks {
         depths: Vec::new(),
         on_path: Vec::new(),
         big_decimal: false,
+        zero_width_items: false,
     };
     let deep = walk.depth(schema, None).is_none_or(|d| d > MAX_DEPTH);
     SchemaRisks {
         deep,
         big_decimal: walk.big_decimal,
+        zero_width_items: walk.zero_width_items,
     }
 }
 
@@ -48,6 +53,7 @@ struct SchemaWalk<'r, 's> {
     /// Named types being walked: meeting one again means the schema is recursive.
     on_path: Vec<Name>,
     big_decimal: bool,
+    zero_width_items: bool,
 }
 
 impl SchemaWalk<'_, '_> {
@@ -85,7 +91,12 @@ impl SchemaWalk<'_, '_> {
                 self.depths.push((full, d));
                 d
             }
-            Schema::Array(a) => Some(self.depth(&a.items, ns)? + 1),
+            Schema::Array(a) => {
+                if self.zero_width(&a.items, ns, 0) {
+                    self.zero_width_items = true;
+                }
+                Some(self.depth(&a.items, ns)? + 1)
+            }
             Schema::Map(m) => Some(self.depth(&m.types, ns)? + 1),
             Schema::Union(u) => {
                 let mut deepest = 0;
@@ -103,6 +114,32 @@ impl SchemaWalk<'_, '_> {
     }
 }
 
+impl SchemaWalk<'_, '_> {
+    /// Whether a value of `schema` is encoded in zero bytes.
+    fn zero_width(&self, schema: &Schema, ns: NamespaceRef, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
+        match schema {
+            Schema::Null => true,
+            Schema::Fixed(f) => f.size == 0,
+            Schema::Record(r) => {
+                let full = r.name.fully_qualified_name(ns).into_owned();
+                r.fields
+                    .iter()
+                    .all(|f| self.zero_width(&f.schema, full.namespace(), depth + 1))
+            }
+            Schema::Ref { name } => {
+                let full = name.fully_qualified_name(ns).into_owned();
+                self.names
+                    .get(&full)
+                    .is_some_and(|s| self.zero_width(s, full.namespace(), depth + 1))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Checks that `datum` (one datum of `schema`) nests no deeper than `MAX_DEPTH`, without
 /// building it: every value is skipped over, following the encoding apache-avro reads.
 /// Other faults are reported as found; the reader would refuse the datum at the same place.
@@ -112,10 +149,12 @@ pub(crate) fn check_depth(
     datum: &[u8],
     max_allocation: usize,
 ) -> Result<(), String> {
+    let max_items = max_allocation / std::mem::size_of::<Value>();
     let mut skip = Skip {
         names: resolved.get_names(),
         input: datum,
-        max_items: max_allocation / std::mem::size_of::<Value>(),
+        max_items,
+        items_left: max_items,
     };
     skip.value(schema, None, 0)
 }
@@ -125,6 +164,9 @@ struct Skip<'r, 's, 'd> {
     input: &'d [u8],
     /// apache-avro's bound on the items of one array or map (it refuses more).
     max_items: usize,
+    /// The same bound over the whole datum: arrays of items that take no bytes would
+    /// otherwise each reach it.
+    items_left: usize,
 }
 
 impl<'s> Skip<'_, 's, '_> {
@@ -177,6 +219,13 @@ impl<'s> Skip<'_, 's, '_> {
                 self.max_items
             ));
         }
+        if n > self.items_left {
+            return Err(format!(
+                "more than {} array and map items in one record",
+                self.max_items
+            ));
+        }
+        self.items_left -= n;
         Ok(n)
     }
 

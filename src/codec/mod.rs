@@ -277,7 +277,7 @@ pub fn decode_avro_datum<T: DeserializeOwned>(
     let max_allocation = apache_avro::util::max_allocation_bytes(AVRO_MAX_ALLOCATION);
     let resolved = apache_avro::schema::ResolvedSchema::new(schema).map_err(|e| e.to_string())?;
     let risks = avro_limits::risks(schema, resolved.get_names());
-    if risks.deep {
+    if risks.deep || risks.zero_width_items {
         avro_limits::check_depth(schema, &resolved, datum, max_allocation)?;
     }
     let reader = GenericDatumReader::builder(schema)

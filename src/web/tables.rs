@@ -175,10 +175,12 @@ async fn page(s: &AppShared, name: &str, q: PageQuery) -> warp::reply::Response 
     .into_response()
 }
 
-/// The text form of a key for `?after=`: strings as they are, other values as JSON.
+/// The text form of a key for `?after=`: strings as they are, other values as JSON. A
+/// string that is itself a JSON string literal (`"x"`, quotes included) is given as JSON,
+/// or `?after=` would read it back without its quotes.
 fn key_text(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) if serde_json::from_str::<String>(s).is_err() => s.clone(),
         other => other.to_string(),
     }
 }
@@ -214,4 +216,18 @@ async fn lookup(s: &AppShared, name: &str, text: &str) -> warp::reply::Response 
             t.held().iter().map(|p| p.partition).collect::<Vec<_>>()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_texts_read_back_as_the_same_key() {
+        assert_eq!(key_text(&json!("plain")), "plain");
+        assert_eq!(key_text(&json!(42)), "42");
+        let quoted = json!("\"quoted\"");
+        let text = key_text(&quoted);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), quoted);
+    }
 }

@@ -91,7 +91,12 @@ impl EmbeddedRestProxy {
 
     /// The topic's metadata; 404/40401 when it does not exist.
     pub(super) async fn topic(&self, name: &str) -> Result<TopicMeta, E> {
-        self.cluster(Some(name))
+        // Asked about one topic, librdkafka keeps an object for that name for as long as
+        // the client lives, and every metadata answer then scans them all: a request for
+        // each of many made-up names would grow the proxy's memory and CPU without end.
+        // (It also cannot be asked about a name that holds a NUL.) So: all topics, then
+        // this one, which also makes a name the broker cannot hold (`a b`) a 404.
+        self.cluster(None)
             .await?
             .topics
             .into_iter()
