@@ -159,7 +159,17 @@ async fn counts_survive_sigkill_and_the_state_dir_rebuilds_from_the_changelog() 
         w = w.restart();
     }
     w.wait_healthy(Duration::from_secs(60)).await;
-    let counts = wait_for_each(&w, "key_counts", &expected, Duration::from_secs(90)).await;
+    let mut counts = wait_for_each(&w, "key_counts", &expected, Duration::from_secs(90)).await;
+    // Redelivered events may still be counting (at-least-once): wait until it settles.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = table_content(&w, "key_counts").await;
+        if now == counts || Instant::now() > deadline {
+            break;
+        }
+        counts = now;
+    }
     for (k, n) in &expected {
         let got = counts.get(k).copied().unwrap_or(0);
         assert!(
