@@ -35,6 +35,21 @@ pub struct AppShared {
     pub started: Instant,
     /// The last minute of the agents' counters, for `/performance`.
     pub performance: crate::metrics::window::Window,
+    /// What the worker is still doing before it runs its agents (`None`: running).
+    pub starting: std::sync::Mutex<Option<String>>,
+}
+
+impl AppShared {
+    pub fn set_starting(&self, what: Option<String>) {
+        *self.starting.lock().unwrap_or_else(|p| p.into_inner()) = what;
+    }
+
+    pub fn starting(&self) -> Option<String> {
+        self.starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 #[derive(Debug, Error)]
@@ -251,14 +266,6 @@ impl App {
             TableManager::new(settings.clone(), &self.tables, schema_registry.as_ref())
                 .map_err(|e| AppError::Startup(e.to_string()))?,
         );
-        let mut followers = Vec::new();
-        for t in tables.all().filter(|t| t.is_global()) {
-            followers.push(
-                start_global(tables.clone(), t.clone(), shutdown.clone())
-                    .await
-                    .map_err(|e| AppError::Startup(format!("global table {}: {e}", t.name)))?,
-            );
-        }
         let transactions = if settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce
         {
             Some(
@@ -279,7 +286,32 @@ impl App {
             agents,
             started: Instant::now(),
             performance: crate::metrics::window::Window::new(Duration::from_secs(60)),
+            starting: std::sync::Mutex::new(Some("starting".into())),
         });
+
+        let web = if settings.web.enabled {
+            let ctx = web::views::ViewContext {
+                shared: shared.clone(),
+                shutdown: shutdown.clone(),
+            };
+            let views = web::views::build(&ctx).map_err(|e| AppError::Startup(format!("{e:#}")))?;
+            Some(web::serve(shared.clone(), views, settings.web.bind, shutdown.clone()).await?)
+        } else {
+            None
+        };
+
+        // Global tables catch up before any agent starts (agents read them whole); the
+        // web server already answers meanwhile, /health with 503 and what is awaited.
+        let mut followers = Vec::new();
+        for t in shared.tables.all().filter(|t| t.is_global()) {
+            shared.set_starting(Some(format!("global table {} catching up", t.name)));
+            followers.push(
+                start_global(shared.tables.clone(), t.clone(), shutdown.clone())
+                    .await
+                    .map_err(|e| AppError::Startup(format!("global table {}: {e}", t.name)))?,
+            );
+        }
+        shared.set_starting(Some("starting the agents".into()));
 
         let mut prepared = Vec::new();
         for (name, a) in settings.enabled_agents() {
@@ -293,17 +325,6 @@ impl App {
                     .map_err(|e| AppError::Startup(format!("{e:#}")))?,
             );
         }
-
-        let web = if settings.web.enabled {
-            let ctx = web::views::ViewContext {
-                shared: shared.clone(),
-                shutdown: shutdown.clone(),
-            };
-            let views = web::views::build(&ctx).map_err(|e| AppError::Startup(format!("{e:#}")))?;
-            Some(web::serve(shared.clone(), views, settings.web.bind, shutdown.clone()).await?)
-        } else {
-            None
-        };
 
         let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
         let monitor = tokio::spawn(crate::liveness::monitor(shared.clone(), shutdown.clone()));
@@ -320,6 +341,7 @@ impl App {
             .into_iter()
             .map(|p| tokio::spawn(p.run(shared.clone(), shutdown.clone())))
             .collect();
+        shared.set_starting(None);
         tracing::info!(
             agents = runners.len(),
             "worker started{}",

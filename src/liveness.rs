@@ -36,6 +36,9 @@ impl Verdict {
 pub fn assess(s: &AppShared) -> Verdict {
     let h = &s.settings.health;
     let mut v = Verdict::default();
+    if let Some(what) = s.starting() {
+        v.reasons.push(format!("starting: {what}"));
+    }
     let broker = s.broker.snapshot();
     if !broker.reachable {
         let what = format!(

@@ -651,3 +651,61 @@ async fn an_agent_stuck_on_waiting_events_makes_the_worker_unhealthy_and_can_mak
         w.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_a_global_table_catches_up_health_answers_503_and_says_so() {
+    require_broker();
+    let app = unique("catchup");
+    let topic = format!("{app}-big");
+    create_topic(&topic, 1).await;
+    // Enough records that reading them into the table takes a while.
+    let p = producer();
+    let value = "1";
+    let mut pending = Vec::new();
+    for i in 0..300_000u32 {
+        let key = format!("k{}", i % 50_000);
+        let rec = rdkafka::producer::FutureRecord::to(&topic)
+            .key(&key)
+            .payload(value);
+        pending.push(p.send_result(rec).expect("queue"));
+        if pending.len() >= 50_000 {
+            for d in pending.drain(..) {
+                d.await.unwrap().unwrap();
+            }
+        }
+    }
+    for d in pending {
+        d.await.unwrap().unwrap();
+    }
+    let mut w = Worker::start(
+        &app,
+        &format!(
+            "[tables.key_counts_all]\nglobal = true\nsource_topic = \"{topic}\"\nkey_codec = \"raw\"\n"
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_starting = None;
+    loop {
+        if let Some(status) = w.child.try_wait().unwrap() {
+            panic!("worker exited ({status}):\n{}", w.log_text());
+        }
+        match w.health().await {
+            Some((503, body))
+                if body["reasons"]
+                    .to_string()
+                    .contains("starting: global table key_counts_all") =>
+            {
+                seen_starting.get_or_insert(body);
+            }
+            Some((200, _)) => break,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{}", w.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen_starting.is_some(),
+        "the web server answered only once the table had caught up:\n{}",
+        w.log_text()
+    );
+}
