@@ -22,12 +22,7 @@ async fn stations_flow_from_postgres_through_kafka_connect_into_the_table() {
     );
     let app = unique("connect");
     let (connector, topic) = (format!("{app}-stations"), format!("{app}.stations"));
-    let settings = format!(
-        "[connectors.stations]\nname = \"{connector}\"\nwait = \"90s\"\n{}\
-         [agents.cta_station_transform]\nsource.topics = [\"{topic}\"]\non_error = \"dead-letter\"\n\
-         [tables.stations]\nagent = \"cta_station_transform\"\nchangelog = \"{app}.stations.table\"\n",
-        debezium(&app, &topic, "cta_stations")
-    );
+    let settings = station_pipeline_settings(&app, &connector, &topic);
     // The source topic exists before the agent subscribes (Debezium would create it later).
     create_topic(&topic, 1).await;
     let mut w = Worker::start(&app, &settings);

@@ -301,12 +301,7 @@ async fn the_stations_pipeline_resumes_after_postgres_and_kafka_connect_restart(
     require_connect();
     let app = unique("pgrestart");
     let (connector, topic) = (format!("{app}-stations"), format!("{app}.stations"));
-    let settings = format!(
-        "[connectors.stations]\nname = \"{connector}\"\nwait = \"90s\"\n{}\
-         [agents.cta_station_transform]\nsource.topics = [\"{topic}\"]\non_error = \"dead-letter\"\n\
-         [tables.stations]\nagent = \"cta_station_transform\"\nchangelog = \"{app}.stations.table\"\n",
-        debezium(&app, &topic, "cta_stations")
-    );
+    let settings = station_pipeline_settings(&app, &connector, &topic);
     create_topic(&topic, 1).await;
     let mut w = Worker::start(&app, &settings);
     w.wait_healthy(Duration::from_secs(60)).await;

@@ -12,6 +12,8 @@
 //! PROPTEST_CASES=20000 cargo test --release --test hostile_input
 //! ```
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use apache_avro::schema::{DecimalSchema, InnerDecimalSchema, Name, ResolvedSchema, UuidSchema};
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
+use common::{broker, create_topic, unique};
 use cta_stream::agent::{AgentContext, AgentFn, AgentRegistry, AgentResult};
 use cta_stream::codec::avro_json::from_avro_json;
 use cta_stream::codec::{
@@ -35,8 +38,6 @@ use cta_stream::table::TableDecl;
 use cta_stream::{App, Settings};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::de::IgnoredAny;
@@ -803,23 +804,6 @@ fn deep_json_is_refused() {
 
 // ------------------------------------------------------------------ the services ---
 
-fn broker() -> String {
-    std::env::var("CTA_TEST_BROKER").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!(
-        "{prefix}-{}-{t}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
-
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -835,36 +819,6 @@ fn rt() -> &'static tokio::runtime::Runtime {
             .unwrap()
     });
     &RT
-}
-
-async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker())
-        .create()
-        .unwrap();
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for r in admin
-        .create_topics([&topic], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(name), Duration::from_secs(5))
-            .unwrap();
-        if md
-            .topics()
-            .iter()
-            .any(|t| t.error().is_none() && t.partitions().len() == partitions as usize)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A Schema Registry, a REST Proxy (with a registry of its own) and a worker with tables,

@@ -138,3 +138,14 @@ pub fn simulated_stations() -> BTreeMap<i64, BTreeMap<String, i64>> {
     }
     out
 }
+
+/// Settings of a worker that declares a Debezium connector writing station rows to
+/// `topic` and runs the station-transform agent into the `stations` table.
+pub fn station_pipeline_settings(app: &str, connector: &str, topic: &str) -> String {
+    format!(
+        "[connectors.stations]\nname = \"{connector}\"\nwait = \"90s\"\n{}\
+         [agents.cta_station_transform]\nsource.topics = [\"{topic}\"]\non_error = \"dead-letter\"\n\
+         [tables.stations]\nagent = \"cta_station_transform\"\nchangelog = \"{app}.stations.table\"\n",
+        debezium(app, topic, "cta_stations")
+    )
+}
