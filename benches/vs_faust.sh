@@ -59,6 +59,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 say() { printf 'vs_faust: %s\n' "$*" >&2; }
 die() { printf 'vs_faust: error: %s\n' "$*" >&2; exit 1; }
@@ -122,12 +124,7 @@ stop_proc() {
   PROC_PID=
 }
 
-tool() { "$ROOT/scripts/stack" tool "$@"; }
 
-broker_up() {
-  local host=${BROKER%%,*}
-  (exec 3<>"/dev/tcp/${host%:*}/${host##*:}") 2>/dev/null
-}
 
 cleanup() {
   local rc=$?
@@ -138,23 +135,7 @@ cleanup() {
   fi
   stop_proc
   if ((CREATED)) && [[ ${BENCH_KEEP:-0} != 1 ]] && broker_up; then
-    say "deleting the topics and consumer groups of $PREFIX-*"
-    tool topics --bootstrap-server "$BROKER" --delete --topic "$PREFIX-.*" >/dev/null 2>&1 ||
-      say "could not delete the topics $PREFIX-* (delete them by hand)"
-    # A group can be deleted once its members have left (a killed member stays until its
-    # session times out): list and delete until none is left, ~20 s at most.
-    local g try args=()
-    for ((try = 1; try <= 7; try++)); do
-      args=()
-      while IFS= read -r g; do
-        [[ $g == "$PREFIX"-* ]] && args+=(--group "$g")
-      done < <(tool consumer-groups --bootstrap-server "$BROKER" --list 2>/dev/null || true)
-      ((${#args[@]})) || break
-      ((try == 1)) || sleep 3
-      tool consumer-groups --bootstrap-server "$BROKER" --delete "${args[@]}" >/dev/null 2>&1 || true
-    done
-    ((${#args[@]} == 0)) || say "could not delete the consumer groups of $PREFIX-* (still active?); later:" \
-      "scripts/stack tool consumer-groups --bootstrap-server $BROKER --delete ${args[*]}"
+    delete_run_data "$PREFIX"
   fi
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then
     say "kept $TMP (settings, logs, measurements) and the topics/groups $PREFIX-*"
