@@ -235,12 +235,13 @@ fn build_lines(data: &CtaData) -> Vec<Line> {
 pub async fn cta_trains(ctx: AgentContext, mut clock: Stream<SimTick>) -> AgentResult {
     let (p, data, max_lag) = ProducerParams::load(&ctx)?;
     let mut lines = build_lines(&data);
+    let arrivals = ctx.topic(&p.arrivals_prefix);
     let topic_of = |line: &Line, a: &Arrival| {
-        format!("{}{}", p.arrivals_prefix, line.stations[a.station_index].topic_suffix())
+        format!("{arrivals}{}", line.stations[a.station_index].topic_suffix())
     };
     let topics: BTreeSet<String> = lines
         .iter()
-        .flat_map(|l| l.stations.iter().map(|s| format!("{}{}", p.arrivals_prefix, s.topic_suffix())))
+        .flat_map(|l| l.stations.iter().map(|s| format!("{arrivals}{}", s.topic_suffix())))
         .collect();
     ctx.ensure_topics(&topics.into_iter().collect::<Vec<_>>()).await?;
     let mut started = false;

@@ -74,9 +74,10 @@ pub async fn cta_weather(ctx: AgentContext, mut clock: Stream<SimTick>) -> Agent
             ctx.app_settings().source
         );
     }
-    let url = format!("{}/topics/{}", base.trim_end_matches('/'), p.topic);
+    let topic = ctx.topic(&p.topic);
+    let url = format!("{}/topics/{topic}", base.trim_end_matches('/'));
     // The broker may not create topics on first produce; the proxy then answers 404.
-    ctx.ensure_topics(std::slice::from_ref(&p.topic)).await?;
+    ctx.ensure_topics(std::slice::from_ref(&topic)).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()

@@ -6,11 +6,12 @@
 #   benches/e2e_latency.sh [SECONDS [SPEEDUP]]          (defaults: 90 1)
 #
 # Runs the release worker on settings.toml — every agent, table, view and the stations
-# connector, as `scripts/run` does — with its own app id (fresh consumer groups), its own
-# ports and state directory, and the clock at SPEEDUP; benches/e2e_latency.py (venv of
+# connector, as `scripts/run` does — with its own app id and topic prefix (its own topics,
+# consumer groups, connector and replication slot: the app's data is never touched), its
+# own ports and state directory, and the clock at SPEEDUP; benches/e2e_latency.py (venv of
 # scripts/pyenv) follows the arrival topics and /events and samples /performance. The
-# worker first catches up with earlier runs' data (new groups start at the beginning),
-# then is restarted with the same app id and state, and measured in that steady state. Needs
+# worker first catches up (the stations from PostgreSQL), then is restarted with the same
+# app id and state, and measured in that steady state. Needs
 # the local stack (scripts/stack up: Kafka, PostgreSQL, Connect). The baseline of the same
 # run is the arrival itself: the latency is what the pipeline adds (arrival topic →
 # cta_train_positions → trains table → changelog → trains_all global table → page).
@@ -25,7 +26,7 @@ say() { printf 'e2e bench: %s\n' "$*" >&2; }
 die() { printf 'e2e bench: error: %s\n' "$*" >&2; exit 1; }
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cta-stream/target}
-[[ ${BENCH_NO_BUILD:-} == 1 ]] || cargo build --release --quiet
+[[ ${BENCH_NO_BUILD:-} == 1 ]] || cargo build --release --quiet --bin cta-stream
 BIN=$CARGO_TARGET_DIR/release/cta-stream
 [[ -x $BIN ]] || die "no release binary at $BIN"
 scripts/stack status --check >/dev/null || die "the local stack is not up (scripts/stack up)"
@@ -34,15 +35,26 @@ PY=$(scripts/pyenv)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WEB=$(free_port) REG=$(free_port) PROXY=$(free_port)
 TMP=$(mktemp -d)
-APP=cta-e2e-$(date +%s)
+# lower-case letters, digits and _: it also names the connector's replication slot
+APP=cta_e2e_$(date +%s)
 cleanup() {
   [[ -n ${WPID:-} ]] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
+  # the connector this run declared, and its slot (a slot left behind holds WAL)
+  curl -sf -X DELETE "http://127.0.0.1:8083/connectors/$APP.stations" >/dev/null 2>&1 || true
+  for _ in $(seq 30); do
+    case $(scripts/stack psql -qtAc "select active from pg_replication_slots where slot_name = '${APP}_stations'" 2>/dev/null) in
+      f) scripts/stack psql -qtAc "select pg_drop_replication_slot('${APP}_stations')" >/dev/null 2>&1; break ;;
+      t) sleep 1 ;;
+      *) break ;;
+    esac
+  done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 start_worker() { # LOG
-  env -u RUST_LOG CTA_STREAM_APP__ID=$APP CTA_STREAM_APP__STATE_DIR=$TMP/state \
+  env -u RUST_LOG CTA_STREAM_APP__ID=$APP CTA_STREAM_APP__TOPIC_PREFIX=$APP. \
+    CTA_STREAM_APP__STATE_DIR=$TMP/state \
     CTA_STREAM_WEB__BIND=127.0.0.1:$WEB \
     CTA_STREAM_EMBEDDED__SCHEMA_REGISTRY=127.0.0.1:$REG CTA_STREAM_SERVICES__SCHEMA_REGISTRY= \
     CTA_STREAM_EMBEDDED__REST_PROXY=127.0.0.1:$PROXY CTA_STREAM_SERVICES__REST_PROXY= \
@@ -57,8 +69,7 @@ start_worker() { # LOG
   die "the worker is not healthy after 120 s"
 }
 start_worker "$TMP/worker-1.log"
-# A new app id means new consumer groups, which start from the beginning of the arrival
-# and turnstile topics (earlier runs' data): measure once they have caught up.
+# Measure once every agent has caught up with what the run wrote so far.
 say "worker up (app $APP, http://127.0.0.1:$WEB); waiting for its agents to catch up"
 START=$(date +%s)
 for _ in $(seq 600); do
@@ -83,4 +94,4 @@ start_worker "$TMP/worker-2.log"
 say "restarted with the same app id and state"
 say "measuring for ${SECS}s at x$SPEEDUP"
 "$PY" benches/e2e_latency.py --bootstrap 127.0.0.1:9092 --registry "http://127.0.0.1:$REG" \
-  --web "127.0.0.1:$WEB" --seconds "$SECS"
+  --web "127.0.0.1:$WEB" --seconds "$SECS" --pattern "^$APP\\.org\\.chicago\\.cta\\.station\\.arrivals\\..*"

@@ -88,6 +88,8 @@ has() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 [[ $FAUST_LOOP == uvloop || $FAUST_LOOP == aio ]] || die "BENCH_FAUST_LOOP is uvloop or aio (got '$FAUST_LOOP')"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cta-stream/target}
 BIN=$CARGO_TARGET_DIR/release/cta-stream
+# counting runs the example agent count_keys, which lives in the examples binary
+EXAMPLES_BIN=$CARGO_TARGET_DIR/release/cta-stream-examples
 HELPER=(python3 "$ROOT/benches/vs_faust.py")
 python3 -c 'import sys, tomllib; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
   die "needs python3 3.11 or newer (tomllib)"
@@ -174,7 +176,7 @@ find_bare_jobs() {
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   say "building the release binary and the bare_jobs bench (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
   t0=$SECONDS
-  cargo build --release --bin cta-stream >&2 || die "the release build failed"
+  cargo build --release --bin cta-stream --bin cta-stream-examples >&2 || die "the release build failed"
   cargo bench --bench bare_jobs --no-run --message-format=json >"$TMP/bench-build.json" ||
     die "the build of benches/bare_jobs.rs failed (cargo bench --bench bare_jobs --no-run)"
   BARE=$(python3 -c 'import json, sys
@@ -187,6 +189,7 @@ else
   BARE=$(find_bare_jobs)
 fi
 [[ -x $BIN ]] || die "no binary at $BIN"
+[[ -x $EXAMPLES_BIN ]] || die "no binary at $EXAMPLES_BIN"
 [[ -n $BARE && -x $BARE ]] || die "no bare_jobs bench executable (cargo bench --bench bare_jobs --no-run)"
 
 say "preparing the Faust venv (benches/faust/pyenv)"
@@ -282,15 +285,15 @@ run_worker() { # JOB GUARANTEE
   local job=$1 guarantee=$2 agent t topics=()
   local tag=alo
   [[ $guarantee == exactly_once ]] && tag=eos
-  local dir=$TMP/$job-cta-$tag app=$PREFIX-$job-cta-$tag
-  case $job in stations) agent=cta_station_transform ;; counting) agent=count_keys ;; esac
+  local dir=$TMP/$job-cta-$tag app=$PREFIX-$job-cta-$tag bin=$BIN
+  case $job in stations) agent=cta_station_transform ;; counting) agent=count_keys bin=$EXAMPLES_BIN ;; esac
   mkdir -p "$dir/state"
   "${HELPER[@]}" settings --job "$job" --src "$ROOT/settings.toml" --out "$dir/settings.toml" \
     --app-id "$app" --broker "$BROKER" --guarantee "$guarantee" --input "$INPUT" \
     --state-dir "$dir/state" --commit-interval "${BENCH_COMMIT_INTERVAL:-}"
   for t in $(tables "$job"); do topics+=("$app-$t-changelog"); done
   say "$job: cta-stream worker, $guarantee (app id $app)"
-  (cd "$dir" && exec "${WORKER_ENV[@]}" "$BIN" worker -l warn --settings "$dir/settings.toml") >"$dir/log" 2>&1 &
+  (cd "$dir" && exec "${WORKER_ENV[@]}" "$bin" worker -l warn --settings "$dir/settings.toml") >"$dir/log" 2>&1 &
   PROC_PID=$! PROC_NAME="the cta-stream worker"
   wait_done "$job" "$dir" "the cta-stream worker ($guarantee)" "${topics[0]}" "$app-$agent"
   stop_proc

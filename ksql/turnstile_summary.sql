@@ -29,15 +29,18 @@
 --   A new record is written each time a station's count changes, subject to ksqlDB's record
 --   cache and commit interval, as in 5.x.
 --
+-- * Topic names start with ${app.topic_prefix}, which the worker replaces with the app's
+--   app.topic_prefix (empty by default) before it submits the statements.
+--
 -- * No IF NOT EXISTS: the client checks SHOW STREAMS / SHOW TABLES and skips what exists.
 --   Repeating a CREATE ... IF NOT EXISTS ... AS SELECT could lose the query when the server
 --   restarted (confluentinc/ksql#8173).
 
 CREATE STREAM turnstile (station_id INT, station_name VARCHAR, line VARCHAR)
-  WITH (KAFKA_TOPIC='org.chicago.cta.turnstile.v1', KEY_FORMAT='NONE', VALUE_FORMAT='AVRO');
+  WITH (KAFKA_TOPIC='${app.topic_prefix}org.chicago.cta.turnstile.v1', KEY_FORMAT='NONE', VALUE_FORMAT='AVRO');
 
 CREATE TABLE turnstile_summary
-  WITH (KAFKA_TOPIC='TURNSTILE_SUMMARY', KEY_FORMAT='JSON', VALUE_FORMAT='JSON') AS
+  WITH (KAFKA_TOPIC='${app.topic_prefix}TURNSTILE_SUMMARY', KEY_FORMAT='JSON', VALUE_FORMAT='JSON') AS
   SELECT station_id AS ROWKEY,
          AS_VALUE(station_id) AS station_id,
          COUNT(station_id) AS count

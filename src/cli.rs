@@ -61,7 +61,7 @@ enum Command {
     },
     /// Send one record to a topic
     Send {
-        /// Topic to write to
+        /// Topic to write to, as the app names it (app.topic_prefix is put before it)
         topic: String,
         /// The value: JSON text for the json and avro codecs, text for raw
         value: String,
@@ -178,7 +178,7 @@ async fn run(cli: Cli) -> ExitCode {
             partition,
         } => {
             let req = SendRequest {
-                topic,
+                topic: settings.app.topic(&topic),
                 value,
                 key,
                 codec: codec.map(Into::into),
@@ -264,6 +264,8 @@ fn agents(settings: Settings, json: bool) -> ExitCode {
                     "codec": a.codec.to_string(),
                     "concurrency": a.concurrency,
                     "on_error": a.on_error.to_string(),
+                    "dead_letter_topic": settings.dead_letter_topic(name),
+                    "group_id": settings.group_id(name),
                     "enabled": a.enabled,
                 })
             })

@@ -29,6 +29,11 @@ pub async fn submit(settings: &Settings, shutdown: &watch::Receiver<bool>) -> Re
             settings.source
         )
     })?;
+    // The statements name the app's topics as the settings do: `${app.topic_prefix}` puts
+    // them in the app's namespace.
+    let text =
+        crate::settings::namespace::expand(&text, &settings.app.id, &settings.app.topic_prefix)
+            .map_err(|e| format!("ksql.statements {}: {e}", path.display()))?;
     let statements = split_statements(&text);
     let client = KsqlClient::new(url).map_err(|e| format!("services.ksqldb: {e}"))?;
     let deadline = tokio::time::Instant::now() + settings.app.startup_timeout;

@@ -1,4 +1,7 @@
-//! Logging setup: Faust-style levels (`-l info`), overridable with `RUST_LOG`.
+//! Logging setup: Faust-style levels (`-l info`), overridable with `RUST_LOG`; and the
+//! throttle of lines that can fire once per record.
+
+pub mod throttle;
 
 use std::str::FromStr;
 

@@ -13,6 +13,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+pub mod namespace;
+pub mod reference;
+
 /// Prefix of the environment variables that override settings.
 /// `CTA_STREAM_APP__BROKER=host:9092` sets `app.broker`; `__` separates levels.
 pub const ENV_PREFIX: &str = "CTA_STREAM";
@@ -73,6 +76,9 @@ impl fmt::Display for SettingsSource {
 pub struct AppSettings {
     /// Application id: prefix of group ids, changelog and dead-letter topics.
     pub id: String,
+    /// Put before every topic the app reads or writes (see `namespace`); empty: none.
+    #[serde(default)]
+    pub topic_prefix: String,
     /// Kafka bootstrap servers (`host:port[,host:port]`).
     #[serde(default = "default_broker")]
     pub broker: String,
@@ -100,6 +106,13 @@ pub struct AppSettings {
     /// How long the worker waits for the broker at start before giving up.
     #[serde(default = "default_startup_timeout", deserialize_with = "de_duration")]
     pub startup_timeout: Duration,
+}
+
+impl AppSettings {
+    /// The broker's name of the app's topic `name`: with the namespace's prefix.
+    pub fn topic(&self, name: &str) -> String {
+        namespace::topic(&self.topic_prefix, name)
+    }
 }
 
 fn default_broker() -> String {
@@ -615,6 +628,56 @@ impl AgentSettings {
 }
 
 impl Settings {
+    /// Puts every topic name of the settings in the app's namespace (`app.topic_prefix`)
+    /// and expands `${app.id}` / `${app.topic_prefix}` in connectors: from here on a name
+    /// in the settings is the name on the broker.
+    fn resolve_namespace(&mut self) -> Result<(), SettingsError> {
+        let file = self.source.to_string();
+        let err = |key: String, message: String| SettingsError::Invalid {
+            file: file.clone(),
+            env_var: env_var_for(&key),
+            key,
+            message,
+        };
+        let prefix = self.app.topic_prefix.clone();
+        namespace::check_prefix(&prefix).map_err(|m| err("app.topic_prefix".into(), m))?;
+        for (key, c) in &mut self.connectors {
+            if let Some(name) = &mut c.name {
+                *name = namespace::expand(name, &self.app.id, &prefix)
+                    .map_err(|m| err(format!("connectors.{key}.name"), m))?;
+            }
+            for (k, v) in c.config.iter_mut() {
+                if let toml::Value::String(text) = v {
+                    *text = namespace::expand(text, &self.app.id, &prefix)
+                        .map_err(|m| err(format!("connectors.{key}.config.{k}"), m))?;
+                }
+            }
+        }
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        let topic = |name: &String| namespace::topic(&prefix, name);
+        for a in self.agents.values_mut() {
+            if let Some(topics) = &mut a.source.topics {
+                *topics = topics.iter().map(topic).collect();
+            }
+            if let Some(p) = &mut a.source.pattern {
+                *p = namespace::pattern(&prefix, p);
+            }
+            a.sinks = a.sinks.iter().map(topic).collect();
+        }
+        self.topics = std::mem::take(&mut self.topics)
+            .into_iter()
+            .map(|(name, t)| (topic(&name), t))
+            .collect();
+        for t in self.tables.values_mut() {
+            t.changelog = t.changelog.as_ref().map(topic);
+            t.source_topic = t.source_topic.as_ref().map(topic);
+        }
+        self.embedded.schemas_topic = topic(&self.embedded.schemas_topic);
+        Ok(())
+    }
+
     /// Settings for embedding the runtime in a program or a test, without a file.
     pub fn from_toml_str(text: &str) -> Result<Settings, SettingsError> {
         load_from_text(text, None, &[])
@@ -650,7 +713,7 @@ impl Settings {
     }
 
     pub fn dead_letter_topic(&self, agent: &str) -> String {
-        format!("{}-{}-dlq", self.app.id, agent)
+        self.app.topic(&format!("{}-{}-dlq", self.app.id, agent))
     }
 
     /// Where the embedded Schema Registry listens, if it runs.
@@ -714,7 +777,10 @@ impl Settings {
         self.tables
             .get(table)
             .and_then(|t| t.changelog.clone())
-            .unwrap_or_else(|| format!("{}-{}-changelog", self.app.id, table))
+            .unwrap_or_else(|| {
+                self.app
+                    .topic(&format!("{}-{}-changelog", self.app.id, table))
+            })
     }
 
     pub fn table_partitions(&self, table: &str) -> i32 {
@@ -1123,6 +1189,7 @@ fn load_from_text(
         }
     })?;
     settings.source.file = path.map(Path::to_path_buf);
+    settings.resolve_namespace()?;
     if !settings.services.ksqldb.trim().is_empty() {
         for name in &settings.ksql.replaces {
             if let Some(a) = settings.agents.get_mut(name) {
@@ -1251,6 +1318,87 @@ mod tests {
         let s = Settings::from_toml_str(&text).unwrap();
         let e = s.validate(&["echo"]).unwrap_err().to_string();
         assert!(e.contains("agents.echo.source"), "{e}");
+    }
+
+    #[test]
+    fn a_topic_prefix_resolves_every_topic_of_the_settings() {
+        let text = r#"
+            [app]
+            id = "cta"
+            topic_prefix = "t1."
+            [embedded]
+            schemas_topic = "_schemas"
+            [topics."arr.*"]
+            partitions = 2
+            [agents.read]
+            source.topics = ["in"]
+            sinks = ["out"]
+            [agents.follow]
+            source.pattern = '^arr\..*'
+            [tables.counts]
+            agent = "read"
+            [tables.counts_all]
+            global = true
+            mirrors = "counts"
+            [tables.weather]
+            global = true
+            source_topic = "weather"
+            [connectors.db]
+            name = "${app.topic_prefix}db"
+            config."slot.name" = "${app.id}_db"
+            config."transforms.route.replacement" = "${app.topic_prefix}rows"
+            config."database.password" = "${file:/secrets:pw}"
+            config."tasks.max" = 1
+        "#;
+        let s = Settings::from_toml_str(text).unwrap();
+        assert_eq!(
+            s.agents["read"].source.topics,
+            Some(vec!["t1.in".to_string()])
+        );
+        assert_eq!(s.agents["read"].sinks, vec!["t1.out".to_string()]);
+        assert_eq!(
+            s.agents["follow"].source.pattern.as_deref(),
+            Some(r"^t1\.arr\..*")
+        );
+        assert_eq!(
+            s.partitions_for("t1.arr.x"),
+            2,
+            "topic patterns follow the prefix"
+        );
+        assert_eq!(s.dead_letter_topic("read"), "t1.cta-read-dlq");
+        assert_eq!(s.changelog_topic("counts"), "t1.cta-counts-changelog");
+        assert_eq!(
+            s.global_source_topic("counts_all"),
+            "t1.cta-counts-changelog"
+        );
+        assert_eq!(s.global_source_topic("weather"), "t1.weather");
+        assert_eq!(s.embedded.schemas_topic, "t1._schemas");
+        assert_eq!(s.app.topic("x"), "t1.x");
+        let c = &s.connectors["db"];
+        assert_eq!(c.connect_name("db"), "t1.db");
+        let config = c.config_strings();
+        assert_eq!(config["slot.name"], "cta_db");
+        assert_eq!(config["transforms.route.replacement"], "t1.rows");
+        assert_eq!(
+            config["database.password"], "${file:/secrets:pw}",
+            "Connect's own"
+        );
+        assert_eq!(config["tasks.max"], "1");
+
+        // Without a prefix every name is as written.
+        let s = Settings::from_toml_str(&text.replace("topic_prefix = \"t1.\"", "")).unwrap();
+        assert_eq!(s.agents["read"].sinks, vec!["out".to_string()]);
+        assert_eq!(s.dead_letter_topic("read"), "cta-read-dlq");
+        assert_eq!(s.embedded.schemas_topic, "_schemas");
+        assert_eq!(s.connectors["db"].connect_name("db"), "db");
+    }
+
+    #[test]
+    fn an_unknown_placeholder_names_the_connector_key() {
+        let text = "[app]\nid = \"a\"\n[connectors.db]\nconfig.x = \"${app.nme}\"\n";
+        let e = Settings::from_toml_str(text).unwrap_err().to_string();
+        assert!(e.contains("connectors.db.config.x"), "{e}");
+        assert!(e.contains("${app.nme}"), "{e}");
     }
 
     #[test]

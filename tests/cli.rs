@@ -90,7 +90,7 @@ fn a_bad_environment_override_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.toml");
     std::fs::write(&path, GOOD).unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(examples_bin())
         .arg("--settings")
         .arg(&path)
         .arg("worker")
@@ -111,7 +111,7 @@ fn agents_lists_settings_and_registered_functions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.toml");
     std::fs::write(&path, GOOD).unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(examples_bin())
         .arg("--settings")
         .arg(&path)
         .args(["agents", "--json"])
@@ -127,9 +127,115 @@ fn agents_lists_settings_and_registered_functions() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    for f in ["shout", "forward", "ticker", "jobs"] {
+    for f in ["shout", "forward", "ticker", "jobs", "word_count"] {
         assert!(functions.contains(&f), "{functions:?}");
     }
+}
+
+#[test]
+fn the_app_binary_carries_the_app_and_not_the_example_agents() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(bin())
+        .arg("--settings")
+        .arg(root.join("settings.toml"))
+        .args(["agents", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let functions: Vec<&str> = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(functions.contains(&"cta_trains"), "{functions:?}");
+    for f in [
+        "shout",
+        "forward",
+        "ticker",
+        "jobs",
+        "count_keys",
+        "word_count",
+    ] {
+        assert!(
+            !functions.contains(&f),
+            "{f} in the app's binary: {functions:?}"
+        );
+    }
+    // The examples' own settings run in their own binary.
+    let out = std::process::Command::new(examples_bin())
+        .arg("--settings")
+        .arg(root.join("examples/settings.toml"))
+        .args(["agents", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_topic_prefix_puts_every_topic_of_the_settings_in_its_namespace() {
+    let text = "[app]\nid = \"ns\"\ntopic_prefix = \"t7.\"\n\
+                [agents.count_keys]\nsource.topics = [\"in\"]\ncodec = \"raw\"\n\
+                on_error = \"dead-letter\"\n\
+                [agents.shout]\nsource.pattern = '^greet\\..*'\nsinks = [\"loud\"]\n\
+                [tables.key_counts]\nagent = \"count_keys\"\n\
+                [tables.key_counts_all]\nglobal = true\nsource_topic = \"elsewhere\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, text).unwrap();
+    let json = |cmd: &str| -> serde_json::Value {
+        let out = std::process::Command::new(examples_bin())
+            .arg("--settings")
+            .arg(&path)
+            .args([cmd, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let agents = json("agents");
+    let by_name = |n: &str| {
+        agents["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("count_keys")["source"], "topics t7.in");
+    assert_eq!(
+        by_name("count_keys")["dead_letter_topic"],
+        "t7.ns-count_keys-dlq"
+    );
+    assert_eq!(by_name("shout")["source"], "pattern ^t7\\.greet\\..*");
+    assert_eq!(by_name("shout")["sinks"][0], "t7.loud");
+    let tables = json("tables");
+    assert_eq!(
+        tables["tables"][0]["changelog"],
+        "t7.ns-key_counts-changelog"
+    );
+    assert_eq!(tables["tables"][1]["source_topic"], "t7.elsewhere");
+
+    // A prefix that cannot start a topic name is refused, naming the key.
+    assert_refused(
+        Some(&text.replace("t7.", "t 7")),
+        "app.topic_prefix",
+        "topic names take only",
+    );
 }
 
 #[test]
@@ -199,7 +305,7 @@ fn tables_lists_the_tables_of_the_settings_with_their_types() {
          [tables.key_counts_all]\nglobal = true\nsource_topic = \"t-key_counts-changelog\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(examples_bin())
         .arg("--settings")
         .arg(&path)
         .args(["tables", "--json"])

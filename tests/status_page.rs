@@ -18,15 +18,18 @@ fn root() -> PathBuf {
 }
 
 /// The worker with the repository's settings.toml, overridden only where a test must
-/// not collide with anything else running (ids, ports, state, the schemas topic).
+/// not collide with anything else running: its app id and topic prefix (its own topics,
+/// schemas topic, Kafka Connect connector and replication slot), ports and state.
 struct App {
     child: Child,
     port: u16,
     log: PathBuf,
+    app: String,
     _dir: tempfile::TempDir,
 }
 
 impl App {
+    /// `app` doubles as the replication slot's name: lower-case letters, digits and `_`.
     fn start(app: &str, speedup: u32) -> App {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("worker.log");
@@ -38,16 +41,13 @@ impl App {
             .args(["worker", "-l", "info"])
             .env_remove("RUST_LOG")
             .env("CTA_STREAM_APP__ID", app)
+            .env("CTA_STREAM_APP__TOPIC_PREFIX", format!("{app}."))
             .env("CTA_STREAM_APP__BROKER", broker())
             .env("CTA_STREAM_APP__STATE_DIR", dir.path().join("state"))
             .env("CTA_STREAM_WEB__BIND", format!("127.0.0.1:{web}"))
             .env(
                 "CTA_STREAM_EMBEDDED__SCHEMA_REGISTRY",
                 format!("127.0.0.1:{registry}"),
-            )
-            .env(
-                "CTA_STREAM_EMBEDDED__SCHEMAS_TOPIC",
-                format!("_schemas-{app}"),
             )
             .env("CTA_STREAM_SERVICES__SCHEMA_REGISTRY", "")
             .env(
@@ -67,6 +67,7 @@ impl App {
             child,
             port: web,
             log,
+            app: app.to_string(),
             _dir: dir,
         }
     }
@@ -84,6 +85,16 @@ impl Drop for App {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The connector settings.toml declared in this app's namespace, and its slot (a
+        // slot left behind holds WAL).
+        let (name, slot) = (
+            format!("{}.stations", self.app),
+            format!("{}_stations", self.app),
+        );
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(common::connect::remove_connector_and_slot(&name, &slot))
+        });
     }
 }
 
@@ -139,7 +150,8 @@ fn entries(status: &Value) -> BTreeMap<(String, i64), i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_whole_app_serves_a_live_status_page() {
     require_broker();
-    let app = unique("ctaapp");
+    common::connect::require_connect();
+    let app = unique("ctaapp").replace('-', "_");
     let w = App::start(&app, 10);
 
     // Within a bounded time: 94 stations over three lines, 30 trains placed once each,
@@ -205,6 +217,48 @@ async fn the_whole_app_serves_a_live_status_page() {
             "no station's entries rose\n{before:?}\n{after:?}"
         );
         before = after;
+    }
+
+    // Every topic the app reads or writes is in the test's namespace: the app's own
+    // topics (org.chicago.cta.*, TURNSTILE_SUMMARY, _schemas) only ever hold the app's
+    // records.
+    let ns = format!("{app}.");
+    let (_, agents) = get_json(&w.url("/agents")).await;
+    for a in agents["agents"].as_array().unwrap() {
+        let source = a["source"].as_str().unwrap();
+        let topics: Vec<&str> = match source.split_once(' ') {
+            Some(("topics", list)) => list.split(", ").collect(),
+            Some(("pattern", p)) => {
+                assert!(p.starts_with(&format!("^{app}\\.")), "{a}");
+                vec![]
+            }
+            _ => vec![],
+        };
+        let sinks = a["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap());
+        let dlq = a["dead_letter_topic"].as_str().unwrap();
+        for t in topics.into_iter().chain(sinks).chain([dlq]) {
+            assert!(
+                t.starts_with(&ns),
+                "agent {} uses {t} outside {ns}",
+                a["name"]
+            );
+        }
+    }
+    let (_, tables) = get_json(&w.url("/tables")).await;
+    for t in tables["tables"].as_array().unwrap() {
+        for topic in [&t["changelog"], &t["source_topic"]] {
+            if let Some(topic) = topic.as_str() {
+                assert!(
+                    topic.starts_with(&ns),
+                    "table {} uses {topic} outside {ns}",
+                    t["name"]
+                );
+            }
+        }
     }
 
     // The tables behind the page, in the metrics.

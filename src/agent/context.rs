@@ -78,6 +78,14 @@ impl AgentContext {
         })
     }
 
+    /// The broker's name of the app's topic `name`: with `app.topic_prefix` before it,
+    /// as every topic name of the settings already has. A name the agent makes up at run
+    /// time (one topic per station, a topic from its `params`) goes through here, so that
+    /// the agent stays in the app's namespace (Faust's `app.topic(name)`).
+    pub fn topic(&self, name: &str) -> String {
+        self.app.settings.app.topic(name)
+    }
+
     /// The agent's `index`-th sink from its `sinks` setting, so that topic names live in
     /// the settings rather than in code.
     pub fn sink(&self, index: usize) -> anyhow::Result<&str> {

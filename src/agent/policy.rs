@@ -1,10 +1,15 @@
 //! The error policy of an agent, applied to an event that could not be decoded or
 //! processed: `fail` (deliver it again after a restart), `skip` (log and count) or
 //! `dead-letter` (write it to `<app-id>-<agent>-dlq` with headers naming the error).
+//!
+//! Every such event is counted (`skipped`, `dead_lettered` in `/metrics`); its log line
+//! goes through the agent's log throttle, so that a backlog of bad records shows its
+//! first lines and then one summary per interval (see `crate::logging::throttle`).
 
 use std::sync::Arc;
 
 use crate::kafka::producer::{DeliveryTag, OutRecord, SharedProducer};
+use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::ErrorPolicy;
 use crate::stream::ack::AckToken;
 use crate::stream::event::RawEvent;
@@ -22,7 +27,7 @@ pub mod headers {
     pub const TIMESTAMP: &str = "dlq.source.timestamp";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {
     Decode,
     Process,
@@ -45,6 +50,68 @@ pub enum Disposition {
     Fail,
 }
 
+/// What the policy did with an event, for the log throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Skipped,
+    DeadLettered,
+    /// The dead-letter record could not be enqueued: the event is processed again.
+    DeadLetterWriteFailed,
+}
+
+/// The last event of a summary.
+struct LastEvent {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    error: String,
+}
+
+/// Writes the summaries of an agent's error-policy lines.
+struct PolicyLog {
+    agent: String,
+    dead_letter_topic: String,
+}
+
+impl LogSite for PolicyLog {
+    type Cause = (Outcome, FailureKind);
+    type Example = LastEvent;
+
+    fn summarize(&self, s: Summary<Self::Cause, LastEvent>) {
+        let (outcome, kind) = s.cause;
+        let counts = s.counts();
+        let e = &s.last;
+        match outcome {
+            Outcome::Skipped => tracing::warn!(
+                agent = %self.agent,
+                topic = %e.topic, partition = e.partition, offset = e.offset,
+                kind = kind.as_str(),
+                suppressed = s.suppressed, suppressed_total = s.total,
+                "skipping events: {counts}, each counted in cta_stream_agent_skipped_total; the last: {}",
+                e.error
+            ),
+            Outcome::DeadLettered => tracing::warn!(
+                agent = %self.agent,
+                topic = %e.topic, partition = e.partition, offset = e.offset,
+                dlq = %self.dead_letter_topic,
+                kind = kind.as_str(),
+                suppressed = s.suppressed, suppressed_total = s.total,
+                "dead-lettered events: {counts}, each counted in cta_stream_agent_dead_lettered_total; the last: {}",
+                e.error
+            ),
+            Outcome::DeadLetterWriteFailed => tracing::error!(
+                agent = %self.agent,
+                topic = %e.topic, partition = e.partition, offset = e.offset,
+                dlq = %self.dead_letter_topic,
+                kind = kind.as_str(),
+                suppressed = s.suppressed, suppressed_total = s.total,
+                "cannot write to the dead-letter topic: {counts}; those events will be processed again; the last error: {}",
+                e.error
+            ),
+        }
+    }
+}
+
 pub struct ErrorHandler {
     pub policy: ErrorPolicy,
     pub agent: String,
@@ -53,6 +120,7 @@ pub struct ErrorHandler {
     status: Arc<AgentStatus>,
     /// Under exactly-once a dead letter is part of the transaction, not tied to a token.
     transactional: bool,
+    log: Arc<Throttled<PolicyLog>>,
 }
 
 impl ErrorHandler {
@@ -64,6 +132,10 @@ impl ErrorHandler {
         status: Arc<AgentStatus>,
         transactional: bool,
     ) -> Self {
+        let log = Throttled::new(PolicyLog {
+            agent: agent.to_string(),
+            dead_letter_topic: dead_letter_topic.clone(),
+        });
         Self {
             policy,
             agent: agent.to_string(),
@@ -71,7 +143,29 @@ impl ErrorHandler {
             producer,
             status,
             transactional,
+            log,
         }
+    }
+
+    /// Writes the pending summaries of the agent's error-policy lines (at shutdown).
+    pub fn flush_log(&self) {
+        self.log.flush();
+    }
+
+    /// Whether the line of `raw` is logged in full (else it is counted for a summary).
+    fn throttle(
+        &self,
+        outcome: Outcome,
+        kind: FailureKind,
+        raw: &RawEvent,
+        error: &str,
+    ) -> crate::logging::throttle::Verdict {
+        self.log.hit((outcome, kind), error, || LastEvent {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            error: error.to_string(),
+        })
     }
 
     /// Applies the policy to `raw`. With `skip` the token is dropped (acked); with
@@ -87,12 +181,16 @@ impl ErrorHandler {
             ErrorPolicy::Fail => Disposition::Fail,
             ErrorPolicy::Skip => {
                 AgentStatus::incr(&self.status.skipped);
-                tracing::warn!(
-                    agent = %self.agent,
-                    topic = %raw.topic, partition = raw.partition, offset = raw.offset,
-                    kind = kind.as_str(),
-                    "skipping event: {error}"
-                );
+                let verdict = self.throttle(Outcome::Skipped, kind, raw, error);
+                if verdict.is_full() {
+                    tracing::warn!(
+                        agent = %self.agent,
+                        topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                        kind = kind.as_str(),
+                        "skipping event: {error}{}",
+                        verdict.note()
+                    );
+                }
                 Disposition::Skipped
             }
             ErrorPolicy::DeadLetter => {
@@ -126,13 +224,17 @@ impl ErrorHandler {
                 match self.producer.send(&rec, tag).await {
                     Ok(()) => {
                         AgentStatus::incr(&self.status.dead_lettered);
-                        tracing::warn!(
-                            agent = %self.agent,
-                            topic = %raw.topic, partition = raw.partition, offset = raw.offset,
-                            dlq = %self.dead_letter_topic,
-                            kind = kind.as_str(),
-                            "dead-lettered event: {error}"
-                        );
+                        let verdict = self.throttle(Outcome::DeadLettered, kind, raw, error);
+                        if verdict.is_full() {
+                            tracing::warn!(
+                                agent = %self.agent,
+                                topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                                dlq = %self.dead_letter_topic,
+                                kind = kind.as_str(),
+                                "dead-lettered event: {error}{}",
+                                verdict.note()
+                            );
+                        }
                         Disposition::DeadLettered
                     }
                     Err(e) => {
@@ -140,11 +242,17 @@ impl ErrorHandler {
                         if let Some(t) = &token {
                             t.fail(format!("dead-letter write failed: {e}"));
                         }
-                        tracing::error!(
-                            agent = %self.agent,
-                            dlq = %self.dead_letter_topic,
-                            "cannot write to the dead-letter topic ({e}); the event will be processed again"
-                        );
+                        let e = e.to_string();
+                        let verdict = self.throttle(Outcome::DeadLetterWriteFailed, kind, raw, &e);
+                        if verdict.is_full() {
+                            tracing::error!(
+                                agent = %self.agent,
+                                topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                                dlq = %self.dead_letter_topic,
+                                "cannot write to the dead-letter topic ({e}); the event will be processed again{}",
+                                verdict.note()
+                            );
+                        }
                         Disposition::DeadLettered
                     }
                 }

@@ -186,6 +186,7 @@ impl PreparedAgent {
             let mut stop = shutdown.clone();
             let _ = stop.wait_for(|s| *s).await;
             wait_all(&self.name, instances, timeout).await;
+            flush_logs(&self.ports);
             if let Err(e) = app.producer.flush(timeout).await {
                 tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e})");
             }
@@ -218,6 +219,7 @@ impl PreparedAgent {
         lp.run(shutdown).await;
         tracing::info!(agent = %self.name, "stopping: finishing in-flight events");
         wait_all(&self.name, instances, timeout).await;
+        flush_logs(&self.ports);
         if let Err(e) = app.producer.flush(timeout).await {
             tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e}); their events stay uncommitted");
         }
@@ -240,6 +242,14 @@ impl PreparedAgent {
         // Closing leaves the group at once, so partitions move without a session timeout.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         tracing::info!(agent = %self.name, "stopped");
+    }
+}
+
+/// Writes the pending summaries of the agent's throttled error-policy lines (its ports
+/// share one error handler).
+fn flush_logs(ports: &[Arc<Port>]) {
+    if let Some(p) = ports.first() {
+        p.handler.flush_log();
     }
 }
 

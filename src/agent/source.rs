@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::client::ClientContext;
@@ -19,6 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use super::status::{AgentStatus, PartitionLag};
+use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::stream::ack::{AckToken, PartitionTracker, Rewind};
 use crate::stream::event::{Headers, RawEvent};
 use crate::stream::typed::Dispatched;
@@ -264,6 +265,39 @@ fn describe(tpl: &TopicPartitionList) -> String {
         .join(" ")
 }
 
+/// Lines of the consumer loop that can repeat at every poll or tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LoopEvent {
+    ConsumerError,
+    SeekFailed,
+}
+
+/// Writes the summaries of the loop's throttled lines.
+struct LoopLog {
+    agent: String,
+}
+
+impl LogSite for LoopLog {
+    type Cause = LoopEvent;
+    /// The last line left out, in full.
+    type Example = String;
+
+    fn summarize(&self, s: Summary<LoopEvent, String>) {
+        let counts = s.counts();
+        let (suppressed, suppressed_total) = (s.suppressed, s.total);
+        match s.cause {
+            LoopEvent::ConsumerError => tracing::warn!(
+                agent = %self.agent, suppressed, suppressed_total,
+                "consumer errors: {counts}; the last: {}", s.last
+            ),
+            LoopEvent::SeekFailed => tracing::warn!(
+                agent = %self.agent, suppressed, suppressed_total,
+                "failed seeks, retried at each commit: {counts}; the last: {}", s.last
+            ),
+        }
+    }
+}
+
 /// Reads the consumer and feeds the instances until shutdown.
 pub(crate) struct SourceLoop {
     pub agent: String,
@@ -284,7 +318,8 @@ pub(crate) struct SourceLoop {
     last: Option<Arc<PartitionTracker>>,
     /// Rewinds whose seek failed, retried at the next commit tick.
     pending_seeks: Vec<(Arc<str>, i32, Rewind)>,
-    last_error_log: Option<Instant>,
+    /// Consumer errors and failed seeks, which can repeat at every poll or tick.
+    log: Arc<Throttled<LoopLog>>,
 }
 
 impl SourceLoop {
@@ -297,7 +332,6 @@ impl SourceLoop {
         commit_interval: Duration,
     ) -> Self {
         Self {
-            agent,
             consumer,
             trackers,
             senders,
@@ -312,7 +346,10 @@ impl SourceLoop {
             topics: HashMap::new(),
             last: None,
             pending_seeks: Vec::new(),
-            last_error_log: None,
+            log: Throttled::new(LoopLog {
+                agent: agent.clone(),
+            }),
+            agent,
         }
     }
 
@@ -502,14 +539,13 @@ impl SourceLoop {
     }
 
     fn log_consume_error(&mut self, e: &rdkafka::error::KafkaError) {
-        // librdkafka reports a down broker on every poll; once in a while is enough.
-        let now = Instant::now();
-        if self
-            .last_error_log
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
-        {
-            tracing::warn!(agent = %self.agent, "consumer error: {e}");
-            self.last_error_log = Some(now);
+        // librdkafka reports a down broker on every poll: the first lines, then summaries.
+        let error = e.to_string();
+        let verdict = self
+            .log
+            .hit(LoopEvent::ConsumerError, &error, || error.clone());
+        if verdict.is_full() {
+            tracing::warn!(agent = %self.agent, "consumer error: {error}{}", verdict.note());
         }
     }
 
@@ -551,7 +587,15 @@ impl SourceLoop {
                         .lock()
                         .contains_key(&(topic.clone(), partition))
                     {
-                        tracing::warn!(agent = %self.agent, "seek of {topic}[{partition}] to {} failed ({e}); retrying", r.offset);
+                        let error = e.to_string();
+                        let line = format!(
+                            "seek of {topic}[{partition}] to {} failed ({error}); retrying",
+                            r.offset
+                        );
+                        let verdict = self.log.hit(LoopEvent::SeekFailed, &error, || line.clone());
+                        if verdict.is_full() {
+                            tracing::warn!(agent = %self.agent, "{line}{}", verdict.note());
+                        }
                         self.pending_seeks.push((topic, partition, r));
                     }
                 }

@@ -11,6 +11,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::agent::status::AgentStatus;
+use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::{ProcessingGuarantee, Settings};
 use crate::stream::ack::AckToken;
 use crate::stream::event::Headers;
@@ -40,7 +41,40 @@ pub struct DeliveryTag {
     pub on_delivery: Option<OnDelivery>,
 }
 
-pub struct DeliveryContext;
+/// The producer's callbacks. A failed delivery is logged through a throttle: when the
+/// broker goes away, every record in flight fails at once.
+pub struct DeliveryContext {
+    log: Arc<Throttled<DeliveryLog>>,
+}
+
+/// Writes the summaries of failed deliveries, per agent and topic.
+struct DeliveryLog;
+
+impl LogSite for DeliveryLog {
+    /// Agent (or "-"), topic.
+    type Cause = (String, String);
+    /// The last error.
+    type Example = String;
+
+    fn summarize(&self, s: Summary<(String, String), String>) {
+        let counts = s.counts();
+        let (agent, topic) = &s.cause;
+        // Records of no agent (a table's changelog writes) are not in the agents' metrics.
+        let counted = if agent == "-" {
+            ""
+        } else {
+            ", each counted in cta_stream_agent_delivery_errors_total"
+        };
+        tracing::error!(
+            agent = %agent,
+            topic = %topic,
+            suppressed = s.suppressed,
+            suppressed_total = s.total,
+            "deliveries failed: {counts}{counted}; their source events will be processed again; the last error: {}",
+            s.last
+        );
+    }
+}
 
 impl ClientContext for DeliveryContext {}
 
@@ -56,12 +90,18 @@ impl ProducerContext for DeliveryContext {
         }
         if let Err((err, msg)) = result {
             let agent = tag.status.as_ref().map(|s| s.name.as_str()).unwrap_or("-");
-            tracing::error!(
-                agent,
-                topic = msg.topic(),
-                error = %err,
-                "delivery failed; the source event will be processed again"
-            );
+            let error = err.to_string();
+            let cause = (agent.to_string(), msg.topic().to_string());
+            let verdict = self.log.hit(cause, &error, || error.clone());
+            if verdict.is_full() {
+                tracing::error!(
+                    agent,
+                    topic = msg.topic(),
+                    error = %err,
+                    "delivery failed; the source event will be processed again{}",
+                    verdict.note()
+                );
+            }
             if let Some(s) = &tag.status {
                 AgentStatus::incr(&s.delivery_errors);
             }
@@ -89,7 +129,9 @@ impl SharedProducer {
             cfg.set("message.timeout.ms", "10000");
         }
         let producer: ThreadedProducer<DeliveryContext> =
-            cfg.create_with_context(DeliveryContext)?;
+            cfg.create_with_context(DeliveryContext {
+                log: Throttled::new(DeliveryLog),
+            })?;
         Ok(Self {
             inner: Arc::new(producer),
         })

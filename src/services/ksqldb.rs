@@ -780,9 +780,11 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The app's statements as the worker submits them without a topic prefix.
     fn cta_script() -> String {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ksql/turnstile_summary.sql");
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        crate::settings::namespace::expand(&text, "cta", "").unwrap()
     }
 
     #[test]

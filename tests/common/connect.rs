@@ -100,11 +100,15 @@ pub fn debezium(app: &str, topic: &str, publication: &str) -> String {
 
 /// Deletes the connector and its replication slot (a slot left behind holds WAL).
 pub async fn remove_connector(name: &str, app: &str) {
+    remove_connector_and_slot(name, &format!("{}_slot", app.replace('-', "_"))).await;
+}
+
+/// Deletes the connector `name` and then the replication slot `slot` it held.
+pub async fn remove_connector_and_slot(name: &str, slot: &str) {
     let _ = reqwest::Client::new()
         .delete(format!("{CONNECT}/connectors/{name}"))
         .send()
         .await;
-    let slot = format!("{}_slot", app.replace('-', "_"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let active = psql(&format!(

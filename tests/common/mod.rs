@@ -193,8 +193,24 @@ pub struct Worker {
     pub log: PathBuf,
 }
 
+/// The CTA app's binary: the runtime with the app's agents (`cta_*`), tables and views.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cta-stream")
+}
+
+/// The runtime's examples binary: the runtime with the example agents (`examples/`).
+pub fn examples_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cta-stream-examples")
+}
+
+/// The binary that registers the agents a settings text runs: the app's are all named
+/// `cta_*`; the runtime's own tests run the example agents.
+pub fn bin_for(settings: &str) -> &'static str {
+    if settings.contains("[agents.cta_") {
+        bin()
+    } else {
+        examples_bin()
+    }
 }
 
 impl Worker {
@@ -238,7 +254,8 @@ impl Worker {
     fn spawn(dir: tempfile::TempDir, settings: PathBuf, port: u16) -> Worker {
         let log = dir.path().join(format!("worker-{}.log", unique("run")));
         let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin())
+        let text = std::fs::read_to_string(&settings).unwrap();
+        let child = Command::new(bin_for(&text))
             .arg("--settings")
             .arg(&settings)
             .args(["worker", "-l", "info"])
@@ -332,7 +349,7 @@ pub fn run_cli(settings_text: Option<&str>, args: &[&str]) -> (i32, String, Path
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(t.as_bytes()).unwrap();
     }
-    let out = Command::new(bin())
+    let out = Command::new(bin_for(settings_text.unwrap_or_default()))
         .arg("--settings")
         .arg(&path)
         .args(args)

@@ -1,5 +1,5 @@
-//! Small agents that show the runtime's features; the tests and the README's worked
-//! example run them. None is enabled in `settings.toml`.
+//! Small agents that show the runtime's features; the tests, the benchmarks and the docs'
+//! worked examples run them (`examples/settings.toml` enables some).
 
 use std::collections::BTreeSet;
 use std::sync::{LazyLock, Mutex};
@@ -38,7 +38,8 @@ register_agent!("forward", forward);
 pub async fn ticker(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
     let out = ctx.sink(0)?;
     while let Some(tick) = ticks.next().await? {
-        ctx.send(out, Some(&tick.value.n.to_string()), &tick.value).await?;
+        ctx.send(out, Some(&tick.value.n.to_string()), &tick.value)
+            .await?;
     }
     Ok(())
 }
@@ -95,6 +96,22 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
 }
 register_agent!("jobs", jobs);
 
+/// Faust's word count: each sentence `{"text": ".."}` adds one to each of its words in
+/// the table `word_counts`. A write goes to the table partition of the event in hand, so
+/// with more than one partition the sentences' topic must be keyed by word.
+pub async fn word_count(ctx: AgentContext, mut sentences: Stream<Greeting>) -> AgentResult {
+    let counts = ctx.table::<String, u64>("word_counts")?;
+    while let Some(event) = sentences.next().await? {
+        let words = event.value.text.split(|c: char| !c.is_alphanumeric());
+        for word in words.filter(|w| !w.is_empty()).map(str::to_lowercase) {
+            let n = counts.get(&word).await?.unwrap_or(0) + 1;
+            counts.insert(&word, &n).await?;
+        }
+    }
+    Ok(())
+}
+register_agent!("word_count", word_count);
+
 /// Counts the records of each key of its source into the table `key_counts`.
 #[derive(Debug, Default, Deserialize)]
 struct CountParams {
@@ -103,7 +120,10 @@ struct CountParams {
     delay_ms: u64,
 }
 
-pub async fn count_keys(ctx: AgentContext, mut events: Stream<bytes::Bytes, String>) -> AgentResult {
+pub async fn count_keys(
+    ctx: AgentContext,
+    mut events: Stream<bytes::Bytes, String>,
+) -> AgentResult {
     let counts = ctx.table::<String, u64>("key_counts")?;
     let params: CountParams = ctx.params()?;
     while let Some(event) = events.next().await? {

@@ -1,4 +1,4 @@
-//! Tables of the example agents (see agents/examples.rs).
+//! Tables of the example agents (see examples/agents.rs).
 
 use cta_stream::register_table;
 
@@ -8,3 +8,5 @@ register_table!("key_counts", String, u64);
 register_table!("key_counts_all", String, u64);
 // Times each job id was processed, written by the `jobs` agent when configured.
 register_table!("jobs_seen", u64, u64);
+// Sentences' words counted by the `word_count` agent.
+register_table!("word_counts", String, u64);
