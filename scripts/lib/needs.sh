@@ -24,9 +24,10 @@ NEEDS_CACHE_DIR=${CTA_STREAM_CACHE:-${CTA_CACHE_DIR:-$HOME/.cache/cta-stream}}
 # clients), system (tools the scripts call, ports, disk).
 NEEDS_LIST=(
   "rust|build|Rust|cargo and rustc, at least Cargo.toml's rust-version"
-  "rust_tools|build|rustfmt, clippy|scripts/test checks formatting and lints"
-  "cc|build|C compiler|librdkafka's configure and make, RocksDB's C parts (\$CC or cc)"
-  "cxx|build|C++ compiler|RocksDB's C++, through the cc crate (\$CXX or c++)"
+  "rust_tools|build|rustfmt, clippy|the project's crates build through clippy-driver (.cargo/config.toml); scripts/test checks formatting"
+  "cc|build|C compiler|librdkafka's configure and make, lz4 (\$CC or cc)"
+  "cxx|build|C++ compiler|C++ the cc crate builds for crates other than RocksDB (\$CXX or c++)"
+  "clang|build|clang++|RocksDB's C++ (.cargo/config.toml names it: about half the time gcc takes)"
   "make|build|make|librdkafka's build"
   "libclang|build|libclang|librocksdb-sys generates its Rust bindings with libclang.so (Debian: libclang-dev)"
   "java|stack|Java 17+|Kafka, Kafka Connect and their tools"
@@ -76,7 +77,7 @@ need_rust() {
 need_rust_tools() {
   local missing=() fmt clippy
   fmt=$(cargo fmt --version 2>/dev/null | awk '{print $2}') || true
-  clippy=$(cargo clippy --version 2>/dev/null | awk '{print $2}') || true
+  clippy=$(clippy-driver --version 2>/dev/null | awk '{print $2}') || true
   [[ -n $fmt ]] || missing+=(rustfmt)
   [[ -n $clippy ]] || missing+=(clippy)
   if ((${#missing[@]})); then
@@ -99,8 +100,27 @@ need_cc() {
 
 need_cxx() {
   local cxx=${CXX:-c++} v
+  if [[ $(uname -m) == x86_64 ]]; then
+    needs_set skip "not used here: RocksDB, the one C++ library, builds with clang++"
+    return
+  fi
   if ! command -v "$cxx" >/dev/null 2>&1; then
     needs_set missing "no \`$cxx\`" "apt-get install g++" g++
+    return
+  fi
+  v=$("$cxx" --version 2>/dev/null | head -n1)
+  needs_set ok "${v:-$cxx}"
+}
+
+# the compiler .cargo/config.toml names for RocksDB (CXX_x86_64_unknown_linux_gnu)
+need_clang() {
+  local cxx=${CXX_x86_64_unknown_linux_gnu:-clang++} v
+  if [[ $(uname -m) != x86_64 ]]; then
+    needs_set skip "not used on $(uname -m): .cargo/config.toml names clang++ for x86_64 only"
+    return
+  fi
+  if ! command -v "$cxx" >/dev/null 2>&1; then
+    needs_set missing "no \`$cxx\`" "apt-get install clang" clang
     return
   fi
   v=$("$cxx" --version 2>/dev/null | head -n1)
