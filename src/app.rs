@@ -180,12 +180,7 @@ impl App {
         }
         for (name, t) in &s.tables {
             let kind = if t.global {
-                format!(
-                    "global, follows {}",
-                    t.source_topic
-                        .clone()
-                        .unwrap_or_else(|| s.changelog_topic(name))
-                )
+                format!("global, follows {}", s.global_source_topic(name))
             } else {
                 format!(
                     "{} partition(s), changelog {}, written by {}",

@@ -328,7 +328,7 @@ fn tables(settings: Settings, json: bool) -> ExitCode {
                 "agent": t.agent,
                 "partitions": settings.table_partitions(name),
                 "changelog": settings.changelog_topic(name),
-                "source_topic": t.global.then(|| t.source_topic.clone().unwrap_or_else(|| settings.changelog_topic(name))),
+                "source_topic": t.global.then(|| settings.global_source_topic(name)),
                 "key_type": d.map(|d| d.key_type),
                 "value_type": d.map(|d| d.value_type),
                 "key_codec": t.key_codec.to_string(),

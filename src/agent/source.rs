@@ -102,7 +102,23 @@ pub(crate) struct SourceContext {
     pub read_committed: bool,
 }
 
+/// A pattern subscription that no topic matches yet: librdkafka reports it as an error,
+/// but it is the normal state of a fresh broker until the topics are created (then the
+/// next metadata refresh assigns them).
+fn is_pattern_without_topics(error: &rdkafka::error::KafkaError, reason: &str) -> bool {
+    error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+        && reason.contains("Subscribed topic not available: ^")
+}
+
 impl ClientContext for SourceContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if is_pattern_without_topics(&error, reason) {
+            tracing::info!(agent = %self.agent, "no topic matches the source pattern yet; it is read once one is created");
+        } else {
+            tracing::error!(agent = %self.agent, "librdkafka: {error}: {reason}");
+        }
+    }
+
     /// librdkafka's statistics (every `statistics.interval.ms`) give each assigned
     /// partition's end; the position is what the agent has acked, which the consumer
     /// alone does not know (under exactly-once its commits go through the producer).
@@ -539,8 +555,19 @@ impl SourceLoop {
     }
 
     fn log_consume_error(&mut self, e: &rdkafka::error::KafkaError) {
-        // librdkafka reports a down broker on every poll: the first lines, then summaries.
         let error = e.to_string();
+        // A pattern that no topic matches yet: the error callback has said so (it is not
+        // a fault), and it comes back at every poll until a topic is created.
+        if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)
+            && self
+                .consumer
+                .subscription()
+                .is_ok_and(|s| s.elements().iter().any(|t| t.topic().starts_with('^')))
+        {
+            tracing::debug!(agent = %self.agent, "consumer: {error}");
+            return;
+        }
+        // librdkafka reports a down broker on every poll: the first lines, then summaries.
         let verdict = self
             .log
             .hit(LoopEvent::ConsumerError, &error, || error.clone());
