@@ -205,6 +205,14 @@ mod tests {
                 keys: None,
             }
         }
+        /// A map or struct whose entries are `names`.
+        fn entries(self, names: Vec<&'static str>) -> Entries<'a> {
+            Entries {
+                walker: self,
+                names,
+                next: None,
+            }
+        }
         fn leaf(&self) {
             if let Some(keys) = self.keys {
                 keys.borrow_mut().insert(self.path.clone());
@@ -275,11 +283,7 @@ mod tests {
             self.deserialize_tuple(n, v)
         }
         fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-            v.visit_map(Entries {
-                walker: self,
-                names: vec!["<name>"],
-                next: None,
-            })
+            v.visit_map(self.entries(vec!["<name>"]))
         }
         fn deserialize_struct<V: Visitor<'de>>(
             self,
@@ -287,11 +291,7 @@ mod tests {
             fields: &'static [&'static str],
             v: V,
         ) -> Result<V::Value, Error> {
-            v.visit_map(Entries {
-                walker: self,
-                names: fields.to_vec(),
-                next: None,
-            })
+            v.visit_map(self.entries(fields.to_vec()))
         }
         fn deserialize_enum<V: Visitor<'de>>(
             self,
@@ -355,11 +355,7 @@ mod tests {
             fields: &'static [&'static str],
             v: V,
         ) -> Result<V::Value, Error> {
-            v.visit_map(Entries {
-                walker: self,
-                names: fields.to_vec(),
-                next: None,
-            })
+            v.visit_map(self.entries(fields.to_vec()))
         }
     }
 
