@@ -6,22 +6,11 @@
 
 use cta_stream::prelude::*;
 
-/// What the agent needs of a `turnstile.value` record.
-#[derive(Debug, Deserialize)]
-pub struct TurnstileEvent {
-    pub station_id: i32,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[allow(non_snake_case)] // KSQL's upper-case column names are the wire format
-pub struct StationCount {
-    pub STATION_ID: i32,
-    pub COUNT: i64,
-}
+use super::cta::records::{StationCount, TurnstileValue};
 
 pub async fn cta_turnstile_summary(
     ctx: AgentContext,
-    mut events: Stream<TurnstileEvent>,
+    mut events: Stream<TurnstileValue>,
 ) -> AgentResult {
     let counts = ctx.table::<i32, i64>("turnstile_counts")?;
     let out = ctx.sink(0)?;

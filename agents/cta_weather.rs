@@ -1,126 +1,172 @@
-//! The weather station: a temperature random walk and a random status, once per
-//! simulated hour. The original meant winter to be November to April and summer July to
-//! September but wrote its month sets 0-based; here they are real months.
+//! The weather station: once per simulated hour it reads its (random-walk) instruments
+//! and posts the reading to the Kafka REST Proxy, as hardware that cannot speak Kafka
+//! would (reference §3.4). A failed post is retried with backoff and reported; it never
+//! stops the agent, which goes on with the next hour.
 
-use rand::Rng;
-use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WeatherStatus {
-    Sunny,
-    PartlyCloudy,
-    Cloudy,
-    Windy,
-    Precipitation,
+use chrono::Datelike;
+use cta_stream::prelude::*;
+use serde_json::json;
+
+use super::cta::model::weather::Weather;
+use super::cta::producer::{rng_from, stale};
+use super::cta::records::{EventKey, SimTick, WeatherValue};
+
+const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
+const ACCEPT_V2: &str = "application/vnd.kafka.v2+json";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeatherParams {
+    #[serde(default = "default_topic")]
+    topic: String,
+    #[serde(default = "default_key_schema")]
+    key_schema: PathBuf,
+    #[serde(default = "default_value_schema")]
+    value_schema: PathBuf,
+    /// Posts of one reading before it is given up (with backoff 0.5s, 1s, 2s, ...).
+    #[serde(default = "default_attempts")]
+    attempts: u32,
+    #[serde(default = "default_max_lag")]
+    max_lag: String,
+    seed: Option<u64>,
 }
 
-impl WeatherStatus {
-    pub const ALL: [WeatherStatus; 5] = [
-        WeatherStatus::Sunny,
-        WeatherStatus::PartlyCloudy,
-        WeatherStatus::Cloudy,
-        WeatherStatus::Windy,
-        WeatherStatus::Precipitation,
-    ];
+fn default_topic() -> String {
+    "org.chicago.cta.weather.v1".into()
+}
+fn default_key_schema() -> PathBuf {
+    "schemas/weather_key.json".into()
+}
+fn default_value_schema() -> PathBuf {
+    "schemas/weather_value.json".into()
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_max_lag() -> String {
+    "1m".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Season {
-    Winter,
-    Summer,
-    Other,
+/// A schema file as the compact JSON string the REST Proxy expects in `*_schema`.
+fn schema_string(ctx: &AgentContext, path: &std::path::Path) -> anyhow::Result<String> {
+    let path = ctx.app_settings().resolve_path(path);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the schema file {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the schema file {} is not JSON", path.display()))?;
+    Ok(json.to_string())
 }
 
-/// The season of a month (1 = January).
-pub fn season(month: u32) -> Season {
-    match month {
-        1..=4 | 11 | 12 => Season::Winter,
-        7..=9 => Season::Summer,
-        _ => Season::Other,
+pub async fn cta_weather(ctx: AgentContext, mut clock: Stream<SimTick>) -> AgentResult {
+    let p: WeatherParams = ctx.params()?;
+    let max_lag = humantime::parse_duration(&p.max_lag).map_err(|e| {
+        anyhow!(
+            "bad setting `agents.{}.params.max_lag` in {}: {e}",
+            ctx.name(),
+            ctx.app_settings().source
+        )
+    })?;
+    let key_schema = schema_string(&ctx, &p.key_schema)?;
+    let value_schema = schema_string(&ctx, &p.value_schema)?;
+    let base = ctx.app_settings().rest_proxy_url();
+    if base.trim().is_empty() {
+        bail!(
+            "agent {} posts to a REST Proxy: set services.rest_proxy or embedded.rest_proxy in {}",
+            ctx.name(),
+            ctx.app_settings().source
+        );
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Weather {
-    /// Degrees Fahrenheit.
-    pub temperature: f64,
-    pub status: WeatherStatus,
-}
-
-impl Weather {
-    pub fn new(month: u32) -> Self {
-        let temperature = match season(month) {
-            Season::Winter => 40.0,
-            Season::Summer => 85.0,
-            Season::Other => 70.0,
-        };
-        Self {
-            temperature,
-            status: WeatherStatus::Sunny,
+    let topic = ctx.topic(&p.topic);
+    let url = format!("{}/topics/{topic}", base.trim_end_matches('/'));
+    // The broker may not create topics on first produce; the proxy then answers 404.
+    ctx.ensure_topics(std::slice::from_ref(&topic)).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut rng = rng_from(p.seed);
+    let mut weather: Option<Weather> = None;
+    let mut skipped = 0;
+    while let Some(tick) = clock.next().await? {
+        if stale(&ctx, &tick.value, max_lag, &mut skipped) || !tick.value.starts_an_hour() {
+            continue;
         }
-    }
-
-    /// One simulated hour: the temperature moves by a triangular draw on [−10, 10] leaning
-    /// cold in winter and warm in summer; the status is drawn anew.
-    pub fn advance(&mut self, month: u32, rng: &mut impl Rng) {
-        let mode = match season(month) {
-            Season::Winter => -1.0,
-            Season::Summer => 1.0,
-            Season::Other => 0.0,
-        };
-        self.temperature += triangular(-10.0, 10.0, mode, rng);
-        self.status = WeatherStatus::ALL[rng.random_range(0..WeatherStatus::ALL.len())];
-    }
-}
-
-/// A draw of the triangular distribution on [low, high] with the given mode.
-pub fn triangular(low: f64, high: f64, mode: f64, rng: &mut impl Rng) -> f64 {
-    let u: f64 = rng.random();
-    let c = (mode - low) / (high - low);
-    if u < c {
-        low + (u * (high - low) * (mode - low)).sqrt()
-    } else {
-        high - ((1.0 - u) * (high - low) * (high - mode)).sqrt()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
-
-    #[test]
-    fn seasons_are_real_months() {
-        assert_eq!(season(12), Season::Winter, "December is winter (the original's bug)");
-        assert_eq!(season(1), Season::Winter);
-        assert_eq!(season(4), Season::Winter);
-        assert_eq!(season(5), Season::Other);
-        assert_eq!(season(7), Season::Summer);
-        assert_eq!(season(9), Season::Summer);
-        assert_eq!(season(10), Season::Other);
-        assert_eq!(Weather::new(12).temperature, 40.0);
-        assert_eq!(Weather::new(8).temperature, 85.0);
-        assert_eq!(Weather::new(5).temperature, 70.0);
-    }
-
-    #[test]
-    fn the_walk_leans_with_the_season_and_moves_at_most_ten_degrees() {
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
-        for (month, mean) in [(1, -1.0 / 3.0), (8, 1.0 / 3.0), (5, 0.0)] {
-            let mut w = Weather::new(month);
-            let mut statuses = std::collections::BTreeSet::new();
-            let n = 100_000;
-            let start = w.temperature;
-            for _ in 0..n {
-                let before = w.temperature;
-                w.advance(month, &mut rng);
-                assert!((w.temperature - before).abs() <= 10.0);
-                statuses.insert(w.status as u8);
+        let month = tick.value.time().month();
+        let w = weather.get_or_insert_with(|| Weather::new(month));
+        w.advance(month, &mut rng);
+        let body = json!({
+            "key_schema": key_schema,
+            "value_schema": value_schema,
+            "records": [{
+                "key": EventKey::now(),
+                "value": WeatherValue {
+                    temperature: w.temperature,
+                    status: w.status.as_str().into(),
+                },
+            }],
+        });
+        match post(&http, &url, &body, p.attempts.max(1)).await {
+            Ok(()) => {
+                tracing::debug!(temperature = w.temperature, status = ?w.status, "weather posted")
             }
-            let drift = (w.temperature - start) / n as f64;
-            assert!((drift - mean).abs() < 0.05, "month {month}: mean step {drift}");
-            assert_eq!(statuses.len(), 5);
+            Err(e) => tracing::error!(%url, "weather reading lost: {e}"),
         }
     }
+    Ok(())
+}
+register_agent!("cta_weather", cta_weather);
+
+/// Posts `body`, retrying failures worth retrying (the proxy unreachable, a 5xx, a 408
+/// from a registry that is down); a 4xx other than 408 is a bug in the request, not
+/// worth repeating.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    attempts: u32,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(500);
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        let res = http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, AVRO_V2)
+            .header(reqwest::header::ACCEPT, ACCEPT_V2)
+            .body(body.to_string())
+            .send()
+            .await;
+        let retry = match res {
+            Ok(r) if r.status().is_success() => {
+                let answer: serde_json::Value = r.json().await.unwrap_or_default();
+                match answer["offsets"][0]["error"].as_str() {
+                    None => return Ok(()),
+                    Some(e) => {
+                        last = format!("the proxy could not produce the record: {e}");
+                        true
+                    }
+                }
+            }
+            Ok(r) => {
+                let status = r.status();
+                last = format!("HTTP {status}: {}", r.text().await.unwrap_or_default());
+                status.is_server_error() || status.as_u16() == 408
+            }
+            Err(e) => {
+                last = format!("cannot reach the REST Proxy: {e}");
+                true
+            }
+        };
+        if !retry {
+            break;
+        }
+        if attempt < attempts {
+            tracing::warn!(%url, attempt, attempts, "weather post failed, retrying in {delay:?}: {last}");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+    Err(anyhow!("POST {url} failed: {last}"))
 }

@@ -1,56 +1,20 @@
 //! The App: settings plus the agent registry, turned into a running worker.
 
+mod phases;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::agent::runner::PreparedAgent;
-use crate::agent::{AgentFn, AgentRegistry, AgentStatus};
-use crate::codec::{CodecCache, SchemaRegistryClient};
-use crate::kafka::admin::{ensure_topics, AdminError, TopicSpec};
-use crate::kafka::{BrokerHealth, SharedProducer};
-use crate::services::rest_proxy::{serve as serve_proxy, EmbeddedRestProxy};
-use crate::services::schema_registry::{serve as serve_registry, EmbeddedRegistry};
-use crate::settings::ProcessingGuarantee;
+use crate::agent::{AgentFn, AgentRegistry};
+use crate::kafka::admin::{AdminError, TopicSpec};
+use crate::kafka::Names;
 use crate::settings::{ErrorPolicy, Settings, SettingsError, Source};
-use crate::table::manager::start_global;
-use crate::table::{TableDecl, TableManager, TableRegistry};
-use crate::transactions::Transactions;
-use crate::web;
-
-/// What agents and endpoints share in a running worker.
-pub struct AppShared {
-    pub settings: Arc<Settings>,
-    pub producer: SharedProducer,
-    pub codecs: CodecCache,
-    pub broker: BrokerHealth,
-    pub agents: BTreeMap<String, Arc<AgentStatus>>,
-    pub tables: Arc<TableManager>,
-    /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
-    pub transactions: Option<Arc<Transactions>>,
-    pub started: Instant,
-    /// The last minute of the agents' counters, for `/performance`.
-    pub performance: crate::metrics::window::Window,
-    /// What the worker is still doing before it runs its agents (`None`: running).
-    pub starting: std::sync::Mutex<Option<String>>,
-}
-
-impl AppShared {
-    pub fn set_starting(&self, what: Option<String>) {
-        *self.starting.lock().unwrap_or_else(|p| p.into_inner()) = what;
-    }
-
-    pub fn starting(&self) -> Option<String> {
-        self.starting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
+use crate::table::{TableDecl, TableRegistry};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -64,8 +28,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Topics(#[from] AdminError),
-    #[error("cannot serve the web endpoints on {addr}: {message} (set web.bind, or web.enabled = false)")]
-    WebBind { addr: String, message: String },
+    #[error(transparent)]
+    WebBind(#[from] crate::web::BindError),
     #[error("{0}")]
     Startup(String),
 }
@@ -180,12 +144,15 @@ impl App {
         }
         for (name, t) in &s.tables {
             let kind = if t.global {
-                format!("global, follows {}", s.global_source_topic(name))
+                format!(
+                    "global, follows {}",
+                    Names::new(s).global_source_topic(name)
+                )
             } else {
                 format!(
                     "{} partition(s), changelog {}, written by {}",
                     s.table_partitions(name),
-                    s.changelog_topic(name),
+                    Names::new(s).changelog_topic(name),
                     t.agent.as_deref().unwrap_or("-")
                 )
             };
@@ -195,188 +162,26 @@ impl App {
         out
     }
 
-    /// Runs the worker until `shutdown` turns true, then stops cleanly.
+    /// Runs the worker until `shutdown` turns true, then stops cleanly. Each start-up
+    /// phase is a function of `phases`, in this order.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
         self.validate()?;
-        let registry = self.registry;
-        let settings = Arc::new(self.settings);
-        let producer = SharedProducer::new(&settings)
-            .map_err(|e| AppError::Startup(format!("cannot create the producer: {e}")))?;
-        let broker = BrokerHealth::new(&settings.app.broker);
-        wait_for_broker(
-            &producer,
-            &broker,
-            &settings.app.broker,
-            settings.app.startup_timeout,
-            &shutdown,
-        )
-        .await?;
-
-        let topics = ensure_topics(&settings, &declared_topics(&settings)).await?;
-        crate::ksql::submit(&settings, &shutdown)
-            .await
-            .map_err(AppError::Startup)?;
-        check_co_partitioning(&settings, &topics)?;
-
-        let embedded_registry = match settings.embedded_registry_addr() {
-            Ok(Some(addr)) => {
-                let registry =
-                    EmbeddedRegistry::start(&settings.app.broker, &settings.embedded.schemas_topic)
-                        .await
-                        .map_err(|e| AppError::Startup(format!("embedded schema registry: {e}")))?;
-                let handle = serve_registry(registry, addr, shutdown.clone())
-                    .await
-                    .map_err(|e| AppError::Startup(format!("embedded schema registry: {e}")))?;
-                tracing::info!("embedded schema registry on http://{addr}");
-                Some(handle)
-            }
-            _ => None,
-        };
-        let registry_url = settings.schema_registry_url();
-        let embedded_proxy = match settings.embedded_rest_proxy_addr() {
-            Ok(Some(addr)) => {
-                let proxy = EmbeddedRestProxy::start(&settings, &registry_url)
-                    .await
-                    .map_err(|e| AppError::Startup(format!("embedded rest proxy: {e}")))?;
-                let handle = serve_proxy(proxy, addr, shutdown.clone())
-                    .await
-                    .map_err(|e| AppError::Startup(format!("embedded rest proxy: {e}")))?;
-                tracing::info!("embedded rest proxy on http://{addr}");
-                Some(handle)
-            }
-            _ => None,
-        };
-        let schema_registry = match registry_url.trim() {
-            "" => None,
-            url => Some(Arc::new(SchemaRegistryClient::new(url).map_err(|e| {
-                AppError::Startup(format!("services.schema_registry: {e}"))
-            })?)),
-        };
-        let agents = settings
-            .agents
-            .iter()
-            .map(|(n, a)| (n.clone(), Arc::new(AgentStatus::new(n, a.enabled))))
-            .collect::<BTreeMap<_, _>>();
-        let tables = Arc::new(
-            TableManager::new(settings.clone(), &self.tables, schema_registry.as_ref())
-                .map_err(|e| AppError::Startup(e.to_string()))?,
-        );
-        let transactions = if settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce
-        {
-            Some(
-                Transactions::start(producer.clone(), tables.clone())
-                    .await
-                    .map_err(AppError::Startup)?,
-            )
-        } else {
-            None
-        };
-        let shared = Arc::new(AppShared {
-            transactions,
+        let App {
+            settings,
+            registry,
             tables,
-            codecs: CodecCache::new(settings.clone(), schema_registry),
-            settings: settings.clone(),
-            producer,
-            broker,
-            agents,
-            started: Instant::now(),
-            performance: crate::metrics::window::Window::new(Duration::from_secs(60)),
-            starting: std::sync::Mutex::new(Some("starting".into())),
-        });
-
-        let web = if settings.web.enabled {
-            let ctx = web::views::ViewContext {
-                shared: shared.clone(),
-                shutdown: shutdown.clone(),
-            };
-            let views = web::views::build(&ctx).map_err(|e| AppError::Startup(format!("{e:#}")))?;
-            Some(web::serve(shared.clone(), views, settings.web.bind, shutdown.clone()).await?)
-        } else {
-            None
-        };
-
-        // Global tables catch up before any agent starts (agents read them whole); the
-        // web server already answers meanwhile, /health with 503 and what is awaited.
-        let mut followers = Vec::new();
-        for t in shared.tables.all().filter(|t| t.is_global()) {
-            shared.set_starting(Some(format!("global table {} catching up", t.name)));
-            followers.push(
-                start_global(shared.tables.clone(), t.clone(), shutdown.clone())
-                    .await
-                    .map_err(|e| AppError::Startup(format!("global table {}: {e}", t.name)))?,
-            );
-        }
-        shared.set_starting(Some("starting the agents".into()));
-
-        let mut prepared = Vec::new();
-        for (name, a) in settings.enabled_agents() {
-            let func = registry
-                .get(a.function_name(name))
-                .expect("validated: every enabled agent has a function")
-                .clone();
-            let status = shared.agents[name].clone();
-            prepared.push(
-                PreparedAgent::prepare(&shared, name, Arc::new(a.clone()), func, status, &shutdown)
-                    .map_err(|e| AppError::Startup(format!("{e:#}")))?,
-            );
-        }
-
-        let probe = tokio::spawn(probe_broker(shared.clone(), shutdown.clone()));
-        let monitor = tokio::spawn(crate::liveness::monitor(shared.clone(), shutdown.clone()));
-        let connectors = tokio::spawn(crate::connectors::declare_all(
-            settings.clone(),
-            shutdown.clone(),
-        ));
-        let flusher = tokio::spawn(flush_stores(shared.clone(), shutdown.clone()));
-        let coordinator = shared
-            .transactions
-            .clone()
-            .map(|t| tokio::spawn(t.run(settings.app.commit_interval, shutdown.clone())));
-        let runners: Vec<_> = prepared
-            .into_iter()
-            .map(|p| tokio::spawn(p.run(shared.clone(), shutdown.clone())))
-            .collect();
-        shared.set_starting(None);
-        tracing::info!(
-            agents = runners.len(),
-            "worker started{}",
-            if settings.web.enabled {
-                format!(" — http://{}", settings.web.bind)
-            } else {
-                String::new()
-            }
-        );
-
+        } = self;
+        let settings = Arc::new(settings);
+        let (producer, broker) = phases::connect(&settings, &shutdown).await?;
+        phases::prepare_topics(&settings, &shutdown).await?;
+        let services = phases::EmbeddedServices::start(&settings, &shutdown).await?;
+        let shared = phases::build_state(&settings, &tables, producer, broker).await?;
+        let web = phases::serve_web(&shared, &shutdown).await?;
+        let followers = phases::catch_up_global_tables(&shared, &shutdown).await?;
+        let running = phases::start_agents(&shared, &registry, &shutdown)?;
         let mut stop = shutdown.clone();
         let _ = stop.wait_for(|s| *s).await;
-        tracing::info!("shutting down: no new events are fetched");
-        for r in runners {
-            let _ = r.await;
-        }
-        if let Some(c) = coordinator {
-            let _ = c.await;
-        }
-        if let Some(t) = &shared.transactions {
-            t.finish().await;
-        }
-        for f in followers {
-            let _ = f.await;
-        }
-        shared.tables.close_all();
-        if let Err(e) = shared.producer.flush(settings.app.shutdown_timeout).await {
-            tracing::error!("producer flush at shutdown failed: {e}");
-        }
-        probe.abort();
-        monitor.abort();
-        flusher.abort();
-        connectors.abort();
-        if let Some(w) = web {
-            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
-        }
-        for service in [embedded_registry, embedded_proxy].into_iter().flatten() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), service).await;
-        }
-        tracing::info!("worker stopped");
+        phases::shut_down(&shared, running, followers, web, services).await;
         Ok(())
     }
 }
@@ -402,7 +207,7 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
             ));
         }
         if a.on_error == ErrorPolicy::DeadLetter {
-            let dlq = settings.dead_letter_topic(name);
+            let dlq = Names::new(settings).dead_letter_topic(name);
             specs.push(TopicSpec::from_settings(
                 settings,
                 &dlq,
@@ -415,7 +220,7 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
             // The topic a global table follows may be written later (by another app,
             // ksqlDB, Connect): create it so the table starts empty rather than failing.
             if t.mirrors.is_none() {
-                let topic = settings.global_source_topic(name);
+                let topic = Names::new(settings).global_source_topic(name);
                 specs.push(TopicSpec::from_settings(
                     settings,
                     &topic,
@@ -424,7 +229,7 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
             }
             continue;
         }
-        let changelog = settings.changelog_topic(name);
+        let changelog = Names::new(settings).changelog_topic(name);
         let mut spec = TopicSpec::from_settings(settings, &changelog, format!("tables.{name}"));
         spec.partitions = settings.table_partitions(name);
         spec.config
@@ -458,7 +263,7 @@ fn check_co_partitioning(
             continue;
         };
         let wanted = settings.table_partitions(name);
-        let mut co = vec![settings.changelog_topic(name)];
+        let mut co = vec![Names::new(settings).changelog_topic(name)];
         if let Some(a) = settings.agents.get(agent).filter(|a| a.enabled) {
             co.extend(a.source.topics.clone().unwrap_or_default());
         }
@@ -475,68 +280,4 @@ fn check_co_partitioning(
         }
     }
     Ok(())
-}
-
-async fn wait_for_broker(
-    producer: &SharedProducer,
-    health: &BrokerHealth,
-    broker: &str,
-    timeout: Duration,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<(), AppError> {
-    let started = Instant::now();
-    let mut warned = false;
-    loop {
-        let client = producer.clone();
-        let h = health.clone();
-        let ok =
-            tokio::task::spawn_blocking(move || h.probe(client.client(), Duration::from_secs(3)))
-                .await
-                .unwrap_or(false);
-        if ok {
-            return Ok(());
-        }
-        if started.elapsed() >= timeout || *shutdown.borrow() {
-            return Err(AppError::BrokerUnreachable {
-                broker: broker.to_string(),
-                waited: started.elapsed(),
-                message: health.snapshot().last_error.unwrap_or_default(),
-            });
-        }
-        if !warned {
-            tracing::warn!(
-                broker,
-                "waiting for the broker (up to {})",
-                humantime::format_duration(timeout)
-            );
-            warned = true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn flush_stores(shared: Arc<AppShared>, mut shutdown: watch::Receiver<bool>) {
-    let every = shared.settings.store.flush_interval;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s.tables.flush_all()).await;
-    }
-}
-
-async fn probe_broker(shared: Arc<AppShared>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            s.broker.probe(s.producer.client(), Duration::from_secs(3))
-        })
-        .await;
-    }
 }

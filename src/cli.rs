@@ -13,6 +13,7 @@ use crate::agent::AgentRegistry;
 use crate::app::App;
 use crate::codec::{codec_for, Codec, Part, SchemaRegistryClient};
 use crate::kafka::client::{client_config, ClientKind};
+use crate::kafka::Names;
 use crate::logging::{self, LogLevel};
 use crate::settings::{self, CodecKind, Settings};
 use crate::table::TableRegistry;
@@ -264,8 +265,8 @@ fn agents(settings: Settings, json: bool) -> ExitCode {
                     "codec": a.codec.to_string(),
                     "concurrency": a.concurrency,
                     "on_error": a.on_error.to_string(),
-                    "dead_letter_topic": settings.dead_letter_topic(name),
-                    "group_id": settings.group_id(name),
+                    "dead_letter_topic": Names::new(&settings).dead_letter_topic(name),
+                    "group_id": Names::new(&settings).agent_group(name),
                     "enabled": a.enabled,
                 })
             })
@@ -327,8 +328,8 @@ fn tables(settings: Settings, json: bool) -> ExitCode {
                 "global": t.global,
                 "agent": t.agent,
                 "partitions": settings.table_partitions(name),
-                "changelog": settings.changelog_topic(name),
-                "source_topic": t.global.then(|| settings.global_source_topic(name)),
+                "changelog": Names::new(&settings).changelog_topic(name),
+                "source_topic": t.global.then(|| Names::new(&settings).global_source_topic(name)),
                 "key_type": d.map(|d| d.key_type),
                 "value_type": d.map(|d| d.value_type),
                 "key_codec": t.key_codec.to_string(),

@@ -13,6 +13,7 @@ pub mod app;
 pub mod cli;
 pub mod codec;
 pub mod connectors;
+pub mod http;
 pub mod kafka;
 pub mod ksql;
 pub mod liveness;
@@ -25,6 +26,7 @@ pub mod stream;
 pub mod table;
 pub mod transactions;
 pub mod web;
+pub mod worker;
 
 pub use app::App;
 pub use settings::Settings;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::app::AppShared;
 use crate::metrics::window::{AgentSample, Sample};
+use crate::worker::WorkerState;
 
 /// Exit code of a worker that gives up because it is unhealthy.
 pub const EXIT_UNHEALTHY: i32 = 3;
@@ -33,7 +33,7 @@ impl Verdict {
     }
 }
 
-pub fn assess(s: &AppShared) -> Verdict {
+pub fn assess(s: &WorkerState) -> Verdict {
     let h = &s.settings.health;
     let mut v = Verdict::default();
     if let Some(what) = s.starting() {
@@ -79,7 +79,7 @@ pub fn assess(s: &AppShared) -> Verdict {
 
 /// What an agent has done so far, as one number that grows while it works: events
 /// received, events acked, table records recovered.
-fn progress_mark(s: &AppShared, agent: &str, sample: &AgentSample) -> u64 {
+fn progress_mark(s: &WorkerState, agent: &str, sample: &AgentSample) -> u64 {
     let recovered: u64 = s
         .tables
         .of_agent(agent)
@@ -92,7 +92,7 @@ fn progress_mark(s: &AppShared, agent: &str, sample: &AgentSample) -> u64 {
 
 /// Every second: a sample for `/performance`, the agents' progress, and — when
 /// `health.exit_when_unhealthy` is set — the exit of a worker that stays unhealthy.
-pub async fn monitor(shared: Arc<AppShared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn monitor(shared: Arc<WorkerState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

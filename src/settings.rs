@@ -712,10 +712,6 @@ impl Settings {
             .unwrap_or(self.topic_defaults.replication)
     }
 
-    pub fn dead_letter_topic(&self, agent: &str) -> String {
-        self.app.topic(&format!("{}-{}-dlq", self.app.id, agent))
-    }
-
     /// Where the embedded Schema Registry listens, if it runs.
     pub fn embedded_registry_addr(&self) -> Result<Option<SocketAddr>, String> {
         parse_addr(&self.embedded.schema_registry, "127.0.0.1:8081")
@@ -749,40 +745,6 @@ impl Settings {
         }
     }
 
-    pub fn transactional_id(&self) -> String {
-        self.app.transactional_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into());
-            format!("{}-{host}-{}", self.app.id, self.web.bind.port())
-        })
-    }
-
-    /// The topic a global table follows: its `source_topic`, the changelog of the table
-    /// it `mirrors`, or its own changelog.
-    pub fn global_source_topic(&self, table: &str) -> String {
-        let t = self.tables.get(table);
-        if let Some(topic) = t.and_then(|t| t.source_topic.clone()) {
-            return topic;
-        }
-        match t.and_then(|t| t.mirrors.as_deref()) {
-            Some(other) => self.changelog_topic(other),
-            None => self.changelog_topic(table),
-        }
-    }
-
-    pub fn changelog_topic(&self, table: &str) -> String {
-        self.tables
-            .get(table)
-            .and_then(|t| t.changelog.clone())
-            .unwrap_or_else(|| {
-                self.app
-                    .topic(&format!("{}-{}-changelog", self.app.id, table))
-            })
-    }
-
     pub fn table_partitions(&self, table: &str) -> i32 {
         self.tables
             .get(table)
@@ -796,10 +758,6 @@ impl Settings {
             .iter()
             .filter(move |(_, t)| t.agent.as_deref() == Some(agent))
             .map(|(n, _)| n)
-    }
-
-    pub fn group_id(&self, agent: &str) -> String {
-        format!("{}-{}", self.app.id, agent)
     }
 
     /// A path from the settings, taken relative to the settings file's directory.
@@ -1365,13 +1323,10 @@ mod tests {
             2,
             "topic patterns follow the prefix"
         );
-        assert_eq!(s.dead_letter_topic("read"), "t1.cta-read-dlq");
-        assert_eq!(s.changelog_topic("counts"), "t1.cta-counts-changelog");
         assert_eq!(
-            s.global_source_topic("counts_all"),
-            "t1.cta-counts-changelog"
+            s.tables["weather"].source_topic.as_deref(),
+            Some("t1.weather")
         );
-        assert_eq!(s.global_source_topic("weather"), "t1.weather");
         assert_eq!(s.embedded.schemas_topic, "t1._schemas");
         assert_eq!(s.app.topic("x"), "t1.x");
         let c = &s.connectors["db"];
@@ -1388,7 +1343,7 @@ mod tests {
         // Without a prefix every name is as written.
         let s = Settings::from_toml_str(&text.replace("topic_prefix = \"t1.\"", "")).unwrap();
         assert_eq!(s.agents["read"].sinks, vec!["out".to_string()]);
-        assert_eq!(s.dead_letter_topic("read"), "cta-read-dlq");
+        assert_eq!(s.tables["weather"].source_topic.as_deref(), Some("weather"));
         assert_eq!(s.embedded.schemas_topic, "_schemas");
         assert_eq!(s.connectors["db"].connect_name("db"), "db");
     }

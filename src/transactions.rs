@@ -10,36 +10,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, oneshot, watch, RwLock};
+use tokio::sync::{watch, RwLock};
 
-use crate::agent::source::{SourceContext, TrackerMap};
+use crate::agent::coordinator::{Coordinator, TransactionalSource};
 use crate::kafka::SharedProducer;
 use crate::table::TableManager;
-
-/// Orders to an agent's consumer loop, carried out between two dispatches.
-pub(crate) enum SourceControl {
-    /// Forget uncommitted work and seek every partition back to its last commit.
-    Abort(oneshot::Sender<()>),
-}
-
-/// What the coordinator needs of an agent with a Kafka source.
-pub(crate) struct SourceHandle {
-    pub consumer: Arc<rdkafka::consumer::StreamConsumer<SourceContext>>,
-    pub trackers: Arc<TrackerMap>,
-    pub control: mpsc::UnboundedSender<SourceControl>,
-}
 
 pub struct Transactions {
     producer: SharedProducer,
     /// Agents hold it for reading while they process an event; the coordinator takes it
     /// for writing, so a commit always falls between events.
-    pub(crate) barrier: Arc<RwLock<()>>,
+    barrier: Arc<RwLock<()>>,
     abort_requested: AtomicBool,
-    sources: Mutex<Vec<SourceHandle>>,
+    sources: Mutex<Vec<Box<dyn TransactionalSource>>>,
     tables: Arc<TableManager>,
     /// Transactions committed and aborted since the worker started.
     pub committed: AtomicU64,
@@ -71,20 +57,6 @@ impl Transactions {
             committed: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
         }))
-    }
-
-    pub(crate) fn register(&self, h: SourceHandle) {
-        self.sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(h);
-    }
-
-    /// The current transaction must not commit (a failure or a rebalance happened).
-    pub fn request_abort(&self, why: &str) {
-        if !self.abort_requested.swap(true, Ordering::AcqRel) {
-            tracing::warn!("aborting the current transaction: {why}");
-        }
     }
 
     /// Commits every `interval` until shutdown, then once more.
@@ -128,14 +100,12 @@ impl Transactions {
             .iter()
         {
             let mut tpl = TopicPartitionList::new();
-            for t in h.trackers.all() {
-                if let Some(o) = t.committable() {
-                    let _ = tpl.add_partition_offset(&t.topic, t.partition, Offset::Offset(o));
-                    committed.push((t.clone(), o));
-                }
+            for (t, o) in h.committable() {
+                let _ = tpl.add_partition_offset(&t.topic, t.partition, Offset::Offset(o));
+                committed.push((t, o));
             }
             if tpl.count() > 0 {
-                match h.consumer.group_metadata() {
+                match h.group_metadata() {
                     Some(cgm) => work.push((tpl, cgm)),
                     None => no_group = true,
                 }
@@ -190,10 +160,7 @@ impl Transactions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter_map(|h| {
-                let (tx, rx) = oneshot::channel();
-                h.control.send(SourceControl::Abort(tx)).ok().map(|_| rx)
-            })
+            .filter_map(|h| h.abort())
             .collect();
         for w in waits {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
@@ -207,6 +174,25 @@ impl Transactions {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot begin a transaction: {e}"))
+    }
+}
+
+impl Coordinator for Transactions {
+    fn barrier(&self) -> Arc<RwLock<()>> {
+        self.barrier.clone()
+    }
+
+    fn request_abort(&self, why: &str) {
+        if !self.abort_requested.swap(true, Ordering::AcqRel) {
+            tracing::warn!("aborting the current transaction: {why}");
+        }
+    }
+
+    fn register(&self, source: Box<dyn TransactionalSource>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
     }
 }
 

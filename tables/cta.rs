@@ -2,10 +2,9 @@
 
 use cta_stream::register_table;
 
-use crate::agents::cta_stations::TransformedStation;
-use crate::agents::cta_status::{EventKey, TrainPosition};
-use crate::views::cta_status_page::WeatherReading;
-use crate::agents::cta_turnstile_summary::StationCount;
+use crate::agents::cta::records::{
+    EventKey, StationCount, TrainPosition, TransformedStation, WeatherValue,
+};
 
 // Stations of the simulated lines by station_id, written by `cta_station_transform`; its
 // changelog `org.chicago.cta.stations.table.v1` is the original's Faust output topic.
@@ -21,6 +20,6 @@ register_table!("line_stations_all", String, TransformedStation);
 register_table!("trains", String, TrainPosition);
 register_table!("trains_all", String, TrainPosition);
 // Weather readings by their Avro key, followed from org.chicago.cta.weather.v1.
-register_table!("weather", EventKey, WeatherReading);
+register_table!("weather", EventKey, WeatherValue);
 // TURNSTILE_SUMMARY followed: station id (text) → {"STATION_ID", "COUNT"}.
 register_table!("turnstile_summary", String, StationCount);

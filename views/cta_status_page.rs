@@ -18,16 +18,9 @@ use tokio::sync::watch;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use crate::agents::cta_stations::TransformedStation;
-use crate::agents::cta_status::{EventKey, TrainPosition};
-use crate::agents::cta_turnstile_summary::StationCount;
-
-/// A `weather.value` record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WeatherReading {
-    pub temperature: f64,
-    pub status: String,
-}
+use crate::agents::cta::records::{
+    EventKey, StationCount, TrainPosition, TransformedStation, WeatherValue,
+};
 
 /// Lines in the order the original page shows them.
 const LINES: [&str; 3] = ["blue", "green", "red"];
@@ -71,7 +64,7 @@ type Cached = ([u64; 4], Arc<Status>);
 struct Sources {
     stations: GlobalTable<String, TransformedStation>,
     trains: GlobalTable<String, TrainPosition>,
-    weather: GlobalTable<EventKey, WeatherReading>,
+    weather: GlobalTable<EventKey, WeatherValue>,
     summary: GlobalTable<String, StationCount>,
     cache: Arc<Mutex<Option<Cached>>>,
 }
@@ -118,7 +111,7 @@ impl Sources {
 pub fn build_status(
     stations: Vec<(String, TransformedStation)>,
     trains: Vec<(String, TrainPosition)>,
-    weather: Vec<(EventKey, WeatherReading)>,
+    weather: Vec<(EventKey, WeatherValue)>,
     summary: Vec<(String, StationCount)>,
 ) -> Status {
     let entries: BTreeMap<i32, i64> = summary

@@ -1,4 +1,4 @@
-"""The station transform of agents/cta_stations.rs (`cta_station_transform`) as a Faust app.
+"""The station transform of agents/cta_station_transform.rs (`cta_station_transform`) as a Faust app.
 
 Rows of the PostgreSQL `stations` table, as Kafka Connect writes them (flat JSON), become
 one TransformedStation each when the stop is on the red, blue or green line (checked in

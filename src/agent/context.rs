@@ -6,13 +6,13 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::app::AppShared;
 use crate::kafka::admin::{ensure_topics, TopicSpec};
 use crate::kafka::producer::{DeliveryTag, OutRecord};
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::Port;
 use crate::table::{Table, TableError};
 
+use super::env::AgentEnv;
 use super::status::AgentStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum SendError {
 /// Handed to each agent instance; cheap to clone.
 #[derive(Clone)]
 pub struct AgentContext {
-    pub(crate) app: Arc<AppShared>,
+    pub(crate) env: Arc<AgentEnv>,
     pub(crate) name: Arc<str>,
     pub(crate) instance: usize,
     pub(crate) settings: Arc<AgentSettings>,
@@ -52,11 +52,11 @@ impl AgentContext {
     }
 
     pub fn app_id(&self) -> &str {
-        &self.app.settings.app.id
+        &self.env.settings.app.id
     }
 
     pub fn app_settings(&self) -> &Settings {
-        &self.app.settings
+        &self.env.settings
     }
 
     pub fn agent_settings(&self) -> &AgentSettings {
@@ -64,7 +64,7 @@ impl AgentContext {
     }
 
     pub fn services(&self) -> &ServiceSettings {
-        &self.app.settings.services
+        &self.env.settings.services
     }
 
     /// The agent's `[agents.<name>.params]` table as a typed value.
@@ -73,7 +73,7 @@ impl AgentContext {
             anyhow::anyhow!(
                 "bad setting `agents.{}.params` in {}: {e}",
                 self.name,
-                self.app.settings.source
+                self.env.settings.source
             )
         })
     }
@@ -83,7 +83,7 @@ impl AgentContext {
     /// time (one topic per station, a topic from its `params`) goes through here, so that
     /// the agent stays in the app's namespace (Faust's `app.topic(name)`).
     pub fn topic(&self, name: &str) -> String {
-        self.app.settings.app.topic(name)
+        self.env.settings.app.topic(name)
     }
 
     /// The agent's `index`-th sink from its `sinks` setting, so that topic names live in
@@ -99,7 +99,7 @@ impl AgentContext {
                     self.name,
                     index + 1,
                     self.name,
-                    self.app.settings.source
+                    self.env.settings.source
                 )
             })
     }
@@ -113,7 +113,7 @@ impl AgentContext {
         V: Serialize + DeserializeOwned + 'static,
     {
         let rt = self
-            .app
+            .env
             .tables
             .get(name)
             .ok_or_else(|| TableError::Unknown(name.to_string()))?
@@ -121,7 +121,7 @@ impl AgentContext {
         Table::bind(
             rt,
             &self.name,
-            self.app.producer.clone(),
+            self.env.producer.clone(),
             self.port.clone(),
             self.status.clone(),
         )
@@ -133,10 +133,10 @@ impl AgentContext {
         let specs: Vec<TopicSpec> = names
             .iter()
             .map(|n| {
-                TopicSpec::from_settings(&self.app.settings, n, format!("agent {}", self.name))
+                TopicSpec::from_settings(&self.env.settings, n, format!("agent {}", self.name))
             })
             .collect();
-        ensure_topics(&self.app.settings, &specs).await?;
+        ensure_topics(&self.env.settings, &specs).await?;
         Ok(())
     }
 
@@ -158,7 +158,7 @@ impl AgentContext {
         V: Serialize + ?Sized,
     {
         let codecs = self
-            .app
+            .env
             .codecs
             .for_topic(topic)
             .map_err(|source| SendError::Encode {
@@ -187,10 +187,10 @@ impl AgentContext {
     pub async fn send_record(&self, rec: OutRecord) -> Result<(), SendError> {
         let tag = DeliveryTag {
             token: self.port.delivery_token(),
-            status: Some(self.status.clone()),
+            observer: Some(self.status.clone()),
             on_delivery: None,
         };
-        self.app
+        self.env
             .producer
             .send(&rec, tag)
             .await

@@ -3,6 +3,8 @@
 
 pub mod backoff;
 pub mod context;
+pub mod coordinator;
+pub mod env;
 pub mod policy;
 pub mod registry;
 pub(crate) mod runner;
@@ -11,6 +13,8 @@ pub mod status;
 pub(crate) mod supervisor;
 
 pub use context::{AgentContext, SendError};
+pub use coordinator::{Coordinator, TransactionalSource};
+pub use env::AgentEnv;
 pub use policy::headers as dead_letter_headers;
 pub use registry::{AgentFn, AgentRegistration, AgentRegistry, AgentResult, RawKey};
 pub use status::{AgentState, AgentStatus, StatusSnapshot};

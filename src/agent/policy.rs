@@ -13,6 +13,7 @@ use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::ErrorPolicy;
 use crate::stream::ack::AckToken;
 use crate::stream::event::RawEvent;
+use crate::stream::owner::StreamOwner;
 
 use super::status::AgentStatus;
 
@@ -27,28 +28,7 @@ pub mod headers {
     pub const TIMESTAMP: &str = "dlq.source.timestamp";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    Decode,
-    Process,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Decode => "decode",
-            FailureKind::Process => "process",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    Skipped,
-    DeadLettered,
-    /// Policy `fail`: the caller fails the agent and the event comes again.
-    Fail,
-}
+pub use crate::stream::owner::{Disposition, FailureKind};
 
 /// What the policy did with an event, for the log throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,7 +198,7 @@ impl ErrorHandler {
                     } else {
                         token.clone()
                     },
-                    status: Some(self.status.clone()),
+                    observer: Some(self.status.clone()),
                     on_delivery: None,
                 };
                 match self.producer.send(&rec, tag).await {
@@ -258,5 +238,23 @@ impl ErrorHandler {
                 }
             }
         }
+    }
+}
+
+/// The agent as its streams see it: its counters and this error policy.
+#[async_trait::async_trait]
+impl StreamOwner for ErrorHandler {
+    fn event_in(&self) {
+        AgentStatus::incr(&self.status.events_in);
+    }
+
+    async fn dispose(
+        &self,
+        raw: &RawEvent,
+        token: Option<AckToken>,
+        kind: FailureKind,
+        error: &str,
+    ) -> Disposition {
+        ErrorHandler::dispose(self, raw, token, kind, error).await
     }
 }

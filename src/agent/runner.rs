@@ -9,18 +9,18 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use tokio::sync::{mpsc, watch};
 
 use super::context::AgentContext;
+use super::env::AgentEnv;
 use super::policy::ErrorHandler;
 use super::registry::AgentFn;
-use super::source::{SourceContext, SourceLoop, TrackerMap};
+use super::source::{SourceContext, SourceHandle, SourceLoop, TrackerMap};
 use super::status::AgentStatus;
 use super::supervisor::supervise;
-use crate::app::AppShared;
 use crate::codec::{codec_for, Codec, Part};
 use crate::kafka::client::{client_config, ClientKind};
+use crate::kafka::Names;
 use crate::settings::{AgentSettings, ProcessingGuarantee, Source};
 use crate::stream::typed::{Dispatched, Feed};
 use crate::stream::Port;
-use crate::transactions::SourceHandle;
 
 /// Events buffered per instance between the consumer and the agent.
 const INSTANCE_QUEUE: usize = 1024;
@@ -30,6 +30,8 @@ pub(crate) struct PreparedAgent {
     settings: Arc<AgentSettings>,
     func: AgentFn,
     status: Arc<AgentStatus>,
+    /// The error policy the instances share (its log summaries are flushed at the end).
+    handler: Arc<ErrorHandler>,
     ports: Vec<Arc<Port>>,
     kafka: Option<KafkaSide>,
 }
@@ -44,7 +46,7 @@ struct KafkaSide {
 
 impl PreparedAgent {
     pub fn prepare(
-        app: &Arc<AppShared>,
+        env: &Arc<AgentEnv>,
         name: &str,
         settings: Arc<AgentSettings>,
         func: AgentFn,
@@ -52,7 +54,7 @@ impl PreparedAgent {
         shutdown: &watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let source = settings.source();
-        let registry = app.codecs.registry();
+        let registry = env.codecs.registry();
         let source_name = format!("agents.{name}.source");
         let (value_codec, key_codec) = match &source {
             Source::Timer(_) => (Codec::Json, Codec::Raw),
@@ -66,10 +68,10 @@ impl PreparedAgent {
         let handler = Arc::new(ErrorHandler::new(
             settings.on_error,
             name,
-            app.settings.dead_letter_topic(name),
-            app.producer.clone(),
+            Names::new(&env.settings).dead_letter_topic(name),
+            env.producer.clone(),
             status.clone(),
-            app.transactions.is_some(),
+            env.coordinator.is_some(),
         ));
         let mut feeds = Vec::new();
         let mut kafka = None;
@@ -81,10 +83,10 @@ impl PreparedAgent {
             }
             Source::Topics(_) | Source::Pattern(_) => {
                 let trackers = Arc::new(TrackerMap::with_latency(status.latency.clone()));
-                let tables = app.tables.of_agent(name);
+                let tables = env.tables.of_agent(name);
                 let (assign_tx, assign_rx) = mpsc::unbounded_channel();
-                let mut cfg = client_config(&app.settings, ClientKind::Consumer);
-                cfg.set("group.id", app.settings.group_id(name));
+                let mut cfg = client_config(&env.settings, ClientKind::Consumer);
+                cfg.set("group.id", Names::new(&env.settings).agent_group(name));
                 cfg.set(
                     "auto.offset.reset",
                     if settings.from_beginning {
@@ -94,7 +96,7 @@ impl PreparedAgent {
                     },
                 );
                 let read_committed =
-                    app.settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+                    env.settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
                 if read_committed {
                     cfg.set("isolation.level", "read_committed");
                 }
@@ -104,7 +106,7 @@ impl PreparedAgent {
                         trackers: trackers.clone(),
                         tables: tables.clone(),
                         assignments: assign_tx,
-                        transactions: app.transactions.clone(),
+                        coordinator: env.coordinator.clone(),
                         status: status.clone(),
                         read_committed,
                     })
@@ -144,9 +146,8 @@ impl PreparedAgent {
                     shutdown: shutdown.clone(),
                     value_codec: value_codec.clone(),
                     key_codec: key_codec.clone(),
-                    handler: handler.clone(),
-                    status: status.clone(),
-                    barrier: app.transactions.as_ref().map(|t| t.barrier.clone()),
+                    owner: handler.clone(),
+                    barrier: env.coordinator.as_ref().map(|c| c.barrier()),
                     guard: Mutex::new(None),
                 })
             })
@@ -156,6 +157,7 @@ impl PreparedAgent {
             settings,
             func,
             status,
+            handler,
             ports,
             kafka,
         })
@@ -163,11 +165,11 @@ impl PreparedAgent {
 
     /// Runs until shutdown, then stops cleanly: instances finish their event, records
     /// are delivered, offsets committed.
-    pub async fn run(self, app: Arc<AppShared>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, env: Arc<AgentEnv>, shutdown: watch::Receiver<bool>) {
         let mut instances = Vec::new();
         for (i, port) in self.ports.iter().enumerate() {
             let ctx = AgentContext {
-                app: app.clone(),
+                env: env.clone(),
                 name: Arc::from(self.name.as_str()),
                 instance: i,
                 settings: self.settings.clone(),
@@ -180,14 +182,14 @@ impl PreparedAgent {
                 port.clone(),
             )));
         }
-        let timeout = app.settings.app.shutdown_timeout;
+        let timeout = env.settings.app.shutdown_timeout;
         let Some(kafka) = self.kafka else {
             // A timer agent: its stream ends at shutdown; only then is it waited for.
             let mut stop = shutdown.clone();
             let _ = stop.wait_for(|s| *s).await;
             wait_all(&self.name, instances, timeout).await;
-            flush_logs(&self.ports);
-            if let Err(e) = app.producer.flush(timeout).await {
+            self.handler.flush_log();
+            if let Err(e) = env.producer.flush(timeout).await {
                 tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e})");
             }
             tracing::info!(agent = %self.name, "stopped");
@@ -199,31 +201,31 @@ impl PreparedAgent {
             kafka.trackers.clone(),
             kafka.senders,
             self.status.clone(),
-            app.settings.app.commit_interval,
+            env.settings.app.commit_interval,
         );
         if !kafka.tables.is_empty() {
             lp.tables = kafka.tables.clone();
-            lp.manager = Some(app.tables.clone());
+            lp.manager = Some(env.tables.clone());
             lp.assignments = Some(kafka.assignments);
         }
-        if let Some(t) = &app.transactions {
+        if let Some(c) = &env.coordinator {
             let (tx, rx) = mpsc::unbounded_channel();
-            t.register(SourceHandle {
+            c.register(Box::new(SourceHandle {
                 consumer: kafka.consumer.clone(),
                 trackers: kafka.trackers.clone(),
                 control: tx,
-            });
+            }));
             lp.control = Some(rx);
             lp.transactional = true;
         }
         lp.run(shutdown).await;
         tracing::info!(agent = %self.name, "stopping: finishing in-flight events");
         wait_all(&self.name, instances, timeout).await;
-        flush_logs(&self.ports);
-        if let Err(e) = app.producer.flush(timeout).await {
+        self.handler.flush_log();
+        if let Err(e) = env.producer.flush(timeout).await {
             tracing::error!(agent = %self.name, "records still undelivered at shutdown ({e}); their events stay uncommitted");
         }
-        if app.transactions.is_some() {
+        if env.coordinator.is_some() {
             // The coordinator's final transaction commits these offsets; it still needs
             // the consumer (its group metadata), which it holds.
             drop(lp);
@@ -242,14 +244,6 @@ impl PreparedAgent {
         // Closing leaves the group at once, so partitions move without a session timeout.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         tracing::info!(agent = %self.name, "stopped");
-    }
-}
-
-/// Writes the pending summaries of the agent's throttled error-policy lines (its ports
-/// share one error handler).
-fn flush_logs(ports: &[Arc<Port>]) {
-    if let Some(p) = ports.first() {
-        p.handler.flush_log();
     }
 }
 

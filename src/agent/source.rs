@@ -11,20 +11,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+    StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::coordinator::{Coordinator, TransactionalSource};
 use super::status::{AgentStatus, PartitionLag};
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::stream::ack::{AckToken, PartitionTracker, Rewind};
 use crate::stream::event::{Headers, RawEvent};
 use crate::stream::typed::Dispatched;
 use crate::table::{TableManager, TableRuntime};
-use crate::transactions::{SourceControl, Transactions};
 
 type TrackersByPartition = HashMap<(Arc<str>, i32), Arc<PartitionTracker>>;
 
@@ -95,7 +96,7 @@ pub(crate) struct SourceContext {
     pub tables: Vec<Arc<TableRuntime>>,
     pub assignments: mpsc::UnboundedSender<Assignment>,
     /// Under exactly-once, offsets are committed by transactions only.
-    pub transactions: Option<Arc<Transactions>>,
+    pub coordinator: Option<Arc<dyn Coordinator>>,
     /// Where lag, commits and rebalances are counted.
     pub status: Arc<AgentStatus>,
     /// The end of a partition for this consumer is its last stable offset.
@@ -170,7 +171,7 @@ impl ConsumerContext for SourceContext {
             if tpl.count() > 0 {
                 AgentStatus::incr(&self.status.revocations);
             }
-            if let Some(t) = &self.transactions {
+            if let Some(t) = &self.coordinator {
                 // Work on these partitions is in the open transaction without its
                 // offsets; it must not commit. The new owner starts from the last commit.
                 if tpl.count() > 0 {
@@ -659,5 +660,38 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Orders to an agent's consumer loop, carried out between two dispatches.
+pub(crate) enum SourceControl {
+    /// Forget uncommitted work and seek every partition back to its last commit.
+    Abort(oneshot::Sender<()>),
+}
+
+/// An agent's Kafka source under exactly-once: its consumer, its partitions' trackers,
+/// and the channel to its consumer loop.
+pub(crate) struct SourceHandle {
+    pub consumer: Arc<StreamConsumer<SourceContext>>,
+    pub trackers: Arc<TrackerMap>,
+    pub control: mpsc::UnboundedSender<SourceControl>,
+}
+
+impl TransactionalSource for SourceHandle {
+    fn committable(&self) -> Vec<(Arc<PartitionTracker>, i64)> {
+        self.trackers
+            .all()
+            .into_iter()
+            .filter_map(|t| t.committable().map(|o| (t, o)))
+            .collect()
+    }
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    fn abort(&self) -> Option<oneshot::Receiver<()>> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(SourceControl::Abort(tx)).ok().map(|_| rx)
     }
 }

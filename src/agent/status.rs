@@ -229,3 +229,14 @@ impl AgentStatus {
         }
     }
 }
+
+/// The producer counts an agent's failed deliveries through this.
+impl crate::kafka::producer::DeliveryObserver for AgentStatus {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn delivery_failed(&self) {
+        AgentStatus::incr(&self.delivery_errors);
+    }
+}

@@ -47,7 +47,7 @@ pub(crate) async fn supervise(func: AgentFn, ctx: AgentContext, port: Arc<Port>)
             Err(_) => break,
         };
         let message = format!("{error:#}");
-        let fate = match &ctx.app.transactions {
+        let fate = match &ctx.env.coordinator {
             // Whatever the agent wrote for the event is in the open transaction: only an
             // abort undoes it, and the abort sends the event round again.
             Some(t) => {
@@ -118,7 +118,7 @@ async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) ->
     let disposition = if redeliver {
         Disposition::Fail
     } else {
-        port.handler
+        port.owner
             .dispose(
                 &inflight.raw,
                 inflight.token.clone(),

@@ -9,6 +9,9 @@ use apache_avro::Schema;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::http::client::{excerpt, Backoff, RestClient, Timeouts, Unreachable};
+use crate::http::encode_segment;
+
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 #[derive(Debug, Error)]
@@ -34,6 +37,16 @@ pub enum RegistryError {
     InvalidSchema { id: i32, message: String },
     #[error("no schema registry URL is configured (services.schema_registry)")]
     NotConfigured,
+}
+
+impl From<Unreachable> for RegistryError {
+    fn from(e: Unreachable) -> Self {
+        RegistryError::Unreachable {
+            url: e.url,
+            attempts: e.attempts,
+            message: e.message,
+        }
+    }
 }
 
 impl RegistryError {
@@ -79,9 +92,7 @@ pub struct SubjectVersion {
 }
 
 pub struct SchemaRegistryClient {
-    base: String,
-    http: reqwest::Client,
-    attempts: u32,
+    http: RestClient,
     by_id: RwLock<HashMap<i32, Arc<Schema>>>,
     ids: RwLock<HashMap<(String, String), i32>>,
 }
@@ -92,18 +103,25 @@ impl SchemaRegistryClient {
         if base.is_empty() {
             return Err(RegistryError::NotConfigured);
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| RegistryError::BadResponse {
-                url: base.clone(),
-                message: e.to_string(),
-            })?;
+        let http = RestClient::new(
+            "schema registry",
+            &base,
+            Timeouts {
+                request: Duration::from_secs(10),
+                connect: Some(Duration::from_secs(3)),
+            },
+            Backoff {
+                attempts: 5,
+                first: Duration::from_millis(200),
+                max: Duration::from_secs(3),
+            },
+        )
+        .map_err(|e| RegistryError::BadResponse {
+            url: base.clone(),
+            message: e.to_string(),
+        })?;
         Ok(Self {
-            base,
             http,
-            attempts: 5,
             by_id: RwLock::default(),
             ids: RwLock::default(),
         })
@@ -111,12 +129,12 @@ impl SchemaRegistryClient {
 
     /// Fewer retries, for command-line tools that should fail fast.
     pub fn with_attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts.max(1);
+        self.http = self.http.with_attempts(attempts);
         self
     }
 
     pub fn url(&self) -> &str {
-        &self.base
+        self.http.url()
     }
 
     /// Registers `schema_text` under `subject` and returns its global id. The registry
@@ -126,10 +144,10 @@ impl SchemaRegistryClient {
         if let Some(id) = self.ids.read().expect("lock").get(&cache_key) {
             return Ok(*id);
         }
-        let url = format!("{}/subjects/{}/versions", self.base, encode(subject));
+        let path = format!("/subjects/{}/versions", encode_segment(subject));
         let body = serde_json::json!({ "schema": schema_text });
         let IdBody { id } = self
-            .send_json(reqwest::Method::POST, &url, Some(&body))
+            .send_json(reqwest::Method::POST, &path, Some(&body))
             .await?;
         self.ids.write().expect("lock").insert(cache_key, id);
         Ok(id)
@@ -140,8 +158,8 @@ impl SchemaRegistryClient {
         if let Some(s) = self.by_id.read().expect("lock").get(&id) {
             return Ok(s.clone());
         }
-        let url = format!("{}/schemas/ids/{id}", self.base);
-        let SchemaBody { schema } = self.send_json(reqwest::Method::GET, &url, None).await?;
+        let path = format!("/schemas/ids/{id}");
+        let SchemaBody { schema } = self.send_json(reqwest::Method::GET, &path, None).await?;
         let parsed =
             Arc::new(
                 Schema::parse_str(&schema).map_err(|e| RegistryError::InvalidSchema {
@@ -155,119 +173,51 @@ impl SchemaRegistryClient {
 
     /// The latest version registered under `subject`.
     pub async fn latest(&self, subject: &str) -> Result<SubjectVersion, RegistryError> {
-        let url = format!("{}/subjects/{}/versions/latest", self.base, encode(subject));
-        self.send_json(reqwest::Method::GET, &url, None).await
+        let path = format!("/subjects/{}/versions/latest", encode_segment(subject));
+        self.send_json(reqwest::Method::GET, &path, None).await
     }
 
     pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
-        let url = format!("{}/subjects", self.base);
-        self.send_json(reqwest::Method::GET, &url, None).await
+        self.send_json(reqwest::Method::GET, "/subjects", None)
+            .await
     }
 
+    /// One request, retried on connection failures and 5xx answers; a success's JSON
+    /// body, or the registry's error.
     async fn send_json<T: for<'de> Deserialize<'de>>(
         &self,
         method: reqwest::Method,
-        url: &str,
+        path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, RegistryError> {
-        let mut delay = Duration::from_millis(200);
-        let mut last_error = String::new();
-        for attempt in 1..=self.attempts {
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .header(reqwest::header::ACCEPT, CONTENT_TYPE);
-            if let Some(b) = body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-                    .body(b.to_string());
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let bytes = resp.bytes().await.map_err(|e| RegistryError::BadResponse {
-                        url: url.to_string(),
-                        message: e.to_string(),
-                    })?;
-                    if status.is_success() {
-                        return serde_json::from_slice(&bytes).map_err(|e| {
-                            RegistryError::BadResponse {
-                                url: url.to_string(),
-                                message: e.to_string(),
-                            }
-                        });
-                    }
-                    let (error_code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                        Ok(b) => (b.error_code, b.message),
-                        Err(_) => (
-                            i64::from(status.as_u16()),
-                            String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-                        ),
-                    };
-                    let err = RegistryError::Api {
-                        url: url.to_string(),
-                        status: status.as_u16(),
-                        error_code,
-                        message,
-                    };
-                    if !err.is_transient() || attempt == self.attempts {
-                        return Err(err);
-                    }
-                    last_error = err.to_string();
-                }
-                Err(e) => last_error = error_chain(&e),
-            }
-            if attempt < self.attempts {
-                tracing::warn!(url, attempt, error = %last_error, "schema registry request failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(3));
-            }
+        let mut call = self.http.call(method, path).accept(CONTENT_TYPE);
+        if let Some(b) = body {
+            call = call.body(CONTENT_TYPE, b.to_string());
         }
-        Err(RegistryError::Unreachable {
-            url: self.base.clone(),
-            attempts: self.attempts,
-            message: last_error,
+        let answer = call.send().await?;
+        let url = self.http.endpoint(path);
+        if (200..300).contains(&answer.status) {
+            return serde_json::from_slice(&answer.body).map_err(|e| RegistryError::BadResponse {
+                url,
+                message: e.to_string(),
+            });
+        }
+        let (error_code, message) = match serde_json::from_slice::<ErrorBody>(&answer.body) {
+            Ok(b) => (b.error_code, b.message),
+            Err(_) => (i64::from(answer.status), excerpt(&answer.body)),
+        };
+        Err(RegistryError::Api {
+            url,
+            status: answer.status,
+            error_code,
+            message,
         })
     }
-}
-
-/// Subjects hold dots and dashes, which are path-safe, but may hold anything else too.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subjects_are_percent_encoded() {
-        assert_eq!(
-            encode("org.chicago.cta.weather.v1-value"),
-            "org.chicago.cta.weather.v1-value"
-        );
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
-    }
 
     #[tokio::test]
     async fn unreachable_registry_names_its_url() {

@@ -2,6 +2,7 @@
 
 use rdkafka::config::ClientConfig;
 
+use super::names::{ClientRole, Names};
 use crate::settings::Settings;
 
 pub enum ClientKind {
@@ -15,7 +16,10 @@ pub enum ClientKind {
 pub fn client_config(settings: &Settings, kind: ClientKind) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.app.broker);
-    c.set("client.id", format!("{}-worker", settings.app.id));
+    c.set(
+        "client.id",
+        Names::new(settings).client_id(ClientRole::Worker),
+    );
     c.set(
         "topic.metadata.refresh.interval.ms",
         settings.app.metadata_refresh.as_millis().to_string(),

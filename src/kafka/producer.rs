@@ -10,13 +10,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::agent::status::AgentStatus;
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::{ProcessingGuarantee, Settings};
 use crate::stream::ack::AckToken;
 use crate::stream::event::Headers;
 
 use super::client::{client_config, ClientKind};
+use super::names::Names;
 
 /// A record ready to be produced.
 #[derive(Debug, Clone, Default)]
@@ -32,12 +32,20 @@ pub struct OutRecord {
 /// Called with the record's offset once delivered, or the error.
 pub type OnDelivery = Box<dyn FnOnce(Result<i64, String>) + Send + Sync>;
 
+/// Who is told that a record could not be delivered, besides its event's token: an
+/// agent's counters. The producer sits below the agents and sees them only through this.
+pub trait DeliveryObserver: Send + Sync {
+    /// The name the logs give it (an agent's).
+    fn name(&self) -> &str;
+    fn delivery_failed(&self);
+}
+
 /// Who a record was produced for: the event to ack, the agent to count against, and
 /// what to do once the broker has it (a table applies its write).
 #[derive(Default)]
 pub struct DeliveryTag {
     pub token: Option<AckToken>,
-    pub status: Option<Arc<AgentStatus>>,
+    pub observer: Option<Arc<dyn DeliveryObserver>>,
     pub on_delivery: Option<OnDelivery>,
 }
 
@@ -89,7 +97,7 @@ impl ProducerContext for DeliveryContext {
             });
         }
         if let Err((err, msg)) = result {
-            let agent = tag.status.as_ref().map(|s| s.name.as_str()).unwrap_or("-");
+            let agent = tag.observer.as_ref().map(|o| o.name()).unwrap_or("-");
             let error = err.to_string();
             let cause = (agent.to_string(), msg.topic().to_string());
             let verdict = self.log.hit(cause, &error, || error.clone());
@@ -102,8 +110,8 @@ impl ProducerContext for DeliveryContext {
                     verdict.note()
                 );
             }
-            if let Some(s) = &tag.status {
-                AgentStatus::incr(&s.delivery_errors);
+            if let Some(o) = &tag.observer {
+                o.delivery_failed();
             }
             if let Some(t) = &tag.token {
                 t.fail(format!("delivery to {} failed: {err}", msg.topic()));
@@ -122,7 +130,7 @@ impl SharedProducer {
     pub fn new(settings: &Settings) -> Result<Self, KafkaError> {
         let mut cfg = client_config(settings, ClientKind::Producer);
         if settings.app.processing_guarantee == ProcessingGuarantee::ExactlyOnce {
-            cfg.set("transactional.id", settings.transactional_id());
+            cfg.set("transactional.id", Names::new(settings).transactional_id());
             // A dead worker's open transaction blocks read_committed readers until it
             // times out; keep that short.
             cfg.set("transaction.timeout.ms", "10000");

@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::http::client::{Backoff, RestClient, Timeouts, Unreachable};
+use crate::http::encode_segment;
+
 /// A connector's configuration: Connect keeps every value as a string.
 pub type ConnectorConfig = BTreeMap<String, String>;
 
@@ -49,6 +52,16 @@ pub enum ConnectError {
         what: String,
         message: String,
     },
+}
+
+impl From<Unreachable> for ConnectError {
+    fn from(e: Unreachable) -> Self {
+        ConnectError::Unreachable {
+            url: e.url,
+            attempts: e.attempts,
+            message: e.message,
+        }
+    }
 }
 
 /// What `apply` did.
@@ -128,9 +141,7 @@ impl ConnectorStatus {
 }
 
 pub struct ConnectClient {
-    base: String,
-    http: reqwest::Client,
-    attempts: u32,
+    http: RestClient,
 }
 
 /// Connect answers 409 while its group rebalances: worth retrying, as is a 5xx.
@@ -140,82 +151,56 @@ fn retriable(status: u16) -> bool {
 
 impl ConnectClient {
     pub fn new(base_url: &str) -> Result<Self, ConnectError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(100))
-            .build()
-            .map_err(|e| ConnectError::Unreachable {
-                url: base_url.to_string(),
-                attempts: 0,
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            base: base_url.trim_end_matches('/').to_string(),
-            http,
-            attempts: 5,
-        })
-    }
-
-    pub fn with_attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts.max(1);
-        self
+        let http = RestClient::new(
+            "Kafka Connect",
+            base_url,
+            Timeouts {
+                request: Duration::from_secs(100),
+                connect: None,
+            },
+            Backoff {
+                attempts: 5,
+                first: Duration::from_millis(250),
+                max: Duration::from_secs(5),
+            },
+        )
+        .map_err(|e| ConnectError::Unreachable {
+            url: base_url.to_string(),
+            attempts: 0,
+            message: e.to_string(),
+        })?;
+        Ok(Self { http })
     }
 
     pub fn url(&self) -> &str {
-        &self.base
+        self.http.url()
     }
 
     /// Sends a request, retrying connection failures, 409s and 5xx with backoff; returns
-    /// the status and the body (JSON, or Null when empty).
+    /// the status and the body (JSON, a string when it is not JSON, Null when empty).
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), ConnectError> {
-        let url = format!("{}{path}", self.base);
-        let mut delay = Duration::from_millis(250);
-        let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(b) = body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.to_string());
-            }
-            match req.send().await {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let text = res.text().await.unwrap_or_default();
-                    let json = if text.trim().is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text))
-                    };
-                    if !retriable(status) || attempt == self.attempts {
-                        return Ok((status, json));
-                    }
-                    last = format!("HTTP {status}: {}", message_of(&json));
-                }
-                Err(e) => last = e.to_string(),
-            }
-            if attempt < self.attempts {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+        let mut call = self.http.call(method, path).retry_status(retriable);
+        if let Some(b) = body {
+            call = call.body("application/json", b.to_string());
         }
-        Err(ConnectError::Unreachable {
-            url: self.base.clone(),
-            attempts: self.attempts,
-            message: last,
-        })
+        let answer = call.send().await?;
+        let text = String::from_utf8_lossy(&answer.body);
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
+        };
+        Ok((answer.status, json))
     }
 
     fn api(&self, what: &str, status: u16, body: &Value) -> ConnectError {
         ConnectError::Api {
-            url: self.base.clone(),
+            url: self.url().to_string(),
             what: what.to_string(),
             status,
             message: message_of(body),
@@ -229,7 +214,7 @@ impl ConnectClient {
             return Err(self.api("GET /connectors", status, &body));
         }
         serde_json::from_value(body).map_err(|e| ConnectError::BadResponse {
-            url: self.base.clone(),
+            url: self.url().to_string(),
             what: "GET /connectors".into(),
             message: e.to_string(),
         })
@@ -237,7 +222,7 @@ impl ConnectClient {
 
     /// The connector's config, `None` when there is no such connector.
     pub async fn config(&self, name: &str) -> Result<Option<ConnectorConfig>, ConnectError> {
-        let path = format!("/connectors/{}/config", segment(name));
+        let path = format!("/connectors/{}/config", encode_segment(name));
         let (status, body) = self.call(reqwest::Method::GET, &path, None).await?;
         match status {
             200 => Ok(Some(string_map(&body))),
@@ -260,7 +245,7 @@ impl ConnectClient {
                 return Ok(Applied::Unchanged);
             }
         }
-        let path = format!("/connectors/{}/config", segment(name));
+        let path = format!("/connectors/{}/config", encode_segment(name));
         let body = serde_json::to_value(&wanted).unwrap_or_default();
         let (status, answer) = self.call(reqwest::Method::PUT, &path, Some(&body)).await?;
         match status {
@@ -272,13 +257,13 @@ impl ConnectClient {
 
     /// The connector's status, `None` when Connect has none (unknown, or just created).
     pub async fn status(&self, name: &str) -> Result<Option<ConnectorStatus>, ConnectError> {
-        let path = format!("/connectors/{}/status", segment(name));
+        let path = format!("/connectors/{}/status", encode_segment(name));
         let (status, body) = self.call(reqwest::Method::GET, &path, None).await?;
         match status {
             200 => serde_json::from_value(body)
                 .map(Some)
                 .map_err(|e| ConnectError::BadResponse {
-                    url: self.base.clone(),
+                    url: self.url().to_string(),
                     what: format!("GET {path}"),
                     message: e.to_string(),
                 }),
@@ -330,7 +315,7 @@ impl ConnectClient {
 
     /// Deletes the connector; `false` when there was none.
     pub async fn delete(&self, name: &str) -> Result<bool, ConnectError> {
-        let path = format!("/connectors/{}", segment(name));
+        let path = format!("/connectors/{}", encode_segment(name));
         let (status, body) = self.call(reqwest::Method::DELETE, &path, None).await?;
         match status {
             204 | 200 => Ok(true),
@@ -367,18 +352,6 @@ fn string_map(body: &Value) -> ConnectorConfig {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// A connector name as one URL path segment.
-fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -419,8 +392,8 @@ mod tests {
         let m = string_map(&json!({"name": "s", "batch.max.rows": 500, "x": true}));
         assert_eq!(m["batch.max.rows"], "500");
         assert_eq!(m["x"], "true");
-        assert_eq!(segment("stations"), "stations");
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("stations"), "stations");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
         assert_eq!(
             message_of(&json!({"error_code": 404, "message": "Connector x not found"})),
             "Connector x not found"

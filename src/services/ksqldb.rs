@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use thiserror::Error;
 
+use crate::http::client::{excerpt, Backoff, RestClient, Timeouts};
+
 /// What the client sends (the docs' form; `application/json` is accepted too).
 pub const CONTENT_TYPE: &str = "application/vnd.ksql.v1+json; charset=utf-8";
 /// What the client asks for.
@@ -339,7 +341,7 @@ pub fn interpret_response(
             None => KsqlError::Http {
                 url: url.to_string(),
                 status,
-                body: String::from_utf8_lossy(body).chars().take(300).collect(),
+                body: excerpt(body),
                 statement: statement.to_string(),
             },
         });
@@ -386,9 +388,7 @@ pub fn last_command_sequence(answer: &Value) -> Option<i64> {
 
 /// A ksqlDB / KSQL REST client.
 pub struct KsqlClient {
-    base: String,
-    http: reqwest::Client,
-    attempts: u32,
+    http: RestClient,
 }
 
 impl KsqlClient {
@@ -399,29 +399,34 @@ impl KsqlClient {
         }
         // A CREATE ... AS SELECT answer waits for the command to run, up to the server's
         // ksql.server.command.response.timeout.ms (5 s by default).
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| KsqlError::Setup {
-                url: base.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            base,
-            http,
-            attempts: 5,
-        })
+        let http = RestClient::new(
+            "ksqlDB",
+            &base,
+            Timeouts {
+                request: Duration::from_secs(30),
+                connect: Some(Duration::from_secs(3)),
+            },
+            Backoff {
+                attempts: 5,
+                first: Duration::from_millis(200),
+                max: Duration::from_secs(3),
+            },
+        )
+        .map_err(|e| KsqlError::Setup {
+            url: base.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { http })
     }
 
     /// Fewer (or more) attempts per request; at least one.
     pub fn with_attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts.max(1);
+        self.http = self.http.with_attempts(attempts);
         self
     }
 
     pub fn url(&self) -> &str {
-        &self.base
+        self.http.url()
     }
 
     /// Runs one statement (or several, `;`-separated, in one request) and returns the
@@ -488,7 +493,7 @@ impl KsqlClient {
     }
 
     fn endpoint(&self) -> String {
-        format!("{}/ksql", self.base)
+        self.http.endpoint("/ksql")
     }
 
     fn conflict(&self, stmt: &str, step: &Planned) -> KsqlError {
@@ -501,7 +506,7 @@ impl KsqlClient {
             unreachable!("conflict() is only called with Planned::Conflict");
         };
         KsqlError::KindConflict {
-            url: self.base.clone(),
+            url: self.url().to_string(),
             name: name.clone(),
             wanted: *wanted,
             existing: *existing,
@@ -515,72 +520,36 @@ impl KsqlClient {
     /// timeouts and other 5xx answers. A statement that may have reached the server is not
     /// sent twice.
     async fn post(&self, stmt: &str, after: Option<i64>) -> Result<Value, KsqlError> {
-        let url = self.endpoint();
-        let body = request_body(stmt, after).to_string();
         let read_only = is_read_only(stmt);
-        let mut delay = Duration::from_millis(200);
-        let mut last_error = String::new();
-        for attempt in 1..=self.attempts {
-            let sent = self
-                .http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-                .header(reqwest::header::ACCEPT, ACCEPT)
-                .body(body.clone())
-                .send()
-                .await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    resp.bytes()
-                        .await
-                        .map_err(|e| (error_chain(&e), false))
-                        .map(|bytes| interpret_response(&url, status, &bytes, stmt))
-                }
-                Err(e) => Err((error_chain(&e), e.is_connect())),
-            };
-            match outcome {
-                Ok(Ok(answer)) => {
-                    log_warnings(&answer);
-                    return Ok(answer);
-                }
-                Ok(Err(err)) => {
-                    let retry = match &err {
-                        KsqlError::Statement { status, .. } | KsqlError::Http { status, .. } => {
-                            *status == 503 || (read_only && *status >= 500)
-                        }
-                        _ => false,
-                    };
-                    if !retry || attempt == self.attempts {
-                        return Err(err);
-                    }
-                    last_error = err.to_string();
-                }
-                Err((message, not_sent)) => {
-                    if !not_sent && !read_only {
-                        return Err(KsqlError::Unreachable {
-                            url: self.base.clone(),
-                            attempts: attempt,
-                            message: format!(
-                                "{message}; the statement may have run, so it was not sent again: {}",
-                                one_line(stmt)
-                            ),
-                        });
-                    }
-                    last_error = message;
-                }
-            }
-            if attempt < self.attempts {
-                tracing::warn!(url, attempt, error = %last_error, "ksqlDB request failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(3));
-            }
-        }
-        Err(KsqlError::Unreachable {
-            url: self.base.clone(),
-            attempts: self.attempts,
-            message: format!("{last_error} (statement: {})", one_line(stmt)),
-        })
+        let answer = self
+            .http
+            .call(reqwest::Method::POST, "/ksql")
+            .accept(ACCEPT)
+            .body(CONTENT_TYPE, request_body(stmt, after).to_string())
+            .retry_status(if read_only {
+                |status| status >= 500
+            } else {
+                |status| status == 503
+            })
+            .resend_after_delivery(read_only)
+            .send()
+            .await
+            .map_err(|e| KsqlError::Unreachable {
+                message: if e.not_resent {
+                    format!(
+                        "{}; the statement may have run, so it was not sent again: {}",
+                        e.message,
+                        one_line(stmt)
+                    )
+                } else {
+                    format!("{} (statement: {})", e.message, one_line(stmt))
+                },
+                url: e.url,
+                attempts: e.attempts,
+            })?;
+        let answer = interpret_response(&self.endpoint(), answer.status, &answer.body, stmt)?;
+        log_warnings(&answer);
+        Ok(answer)
     }
 }
 
@@ -759,17 +728,6 @@ fn leading_tokens(stmt: &str, max: usize) -> Vec<Token> {
         }
     }
     out
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

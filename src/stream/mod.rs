@@ -2,9 +2,11 @@
 
 pub mod ack;
 pub mod event;
+pub mod owner;
 pub mod timer;
 pub mod typed;
 
 pub use event::{Event, Headers, RawEvent};
+pub use owner::{Disposition, FailureKind, StreamOwner};
 pub use timer::Tick;
 pub use typed::{Port, Stream, StreamError};

@@ -12,9 +12,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::ack::AckToken;
 use super::event::{Event, Headers, RawEvent};
+use super::owner::{Disposition, FailureKind, StreamOwner};
 use super::timer::{now_ms, Tick};
-use crate::agent::policy::{Disposition, ErrorHandler, FailureKind};
-use crate::agent::status::AgentStatus;
 use crate::codec::{Codec, CodecError};
 
 /// An event on its way from the consumer to an agent instance.
@@ -99,8 +98,8 @@ pub struct Port {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) value_codec: Codec,
     pub(crate) key_codec: Codec,
-    pub(crate) handler: Arc<ErrorHandler>,
-    pub(crate) status: Arc<AgentStatus>,
+    /// The agent: its counters and error policy.
+    pub(crate) owner: Arc<dyn StreamOwner>,
     /// Under exactly-once: held for reading while an event is processed, so that a
     /// transaction commit always falls between two events.
     pub(crate) barrier: Option<Arc<tokio::sync::RwLock<()>>>,
@@ -277,7 +276,7 @@ where
                 self.port.leave_event();
                 continue;
             }
-            AgentStatus::incr(&self.port.status.events_in);
+            self.port.owner.event_in();
             match self.decode(&raw).await {
                 Ok(event) => {
                     self.port.set_current(InFlight { raw, token });
@@ -298,7 +297,7 @@ where
                     let message = format!("cannot decode: {e}");
                     match self
                         .port
-                        .handler
+                        .owner
                         .dispose(&raw, token.clone(), FailureKind::Decode, &message)
                         .await
                     {

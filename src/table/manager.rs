@@ -20,6 +20,7 @@ use super::store::{Change, Store, StoreEnv};
 use super::TableError;
 use crate::codec::{codec_for, Codec, Part};
 use crate::kafka::client::{client_config, ClientKind};
+use crate::kafka::names::{self, Names};
 use crate::settings::{Settings, TableSettings};
 
 /// One table of the worker.
@@ -58,11 +59,8 @@ impl TableRuntime {
     }
 
     fn store_path(&self, partition: i32) -> PathBuf {
-        if self.is_global() {
-            self.dir.join(format!("{}-global", self.name))
-        } else {
-            self.dir.join(format!("{}-{partition}", self.name))
-        }
+        let partition = (!self.is_global()).then_some(partition);
+        self.dir.join(names::store_dir(&self.name, partition))
     }
 
     /// The partition this worker holds, if it does.
@@ -163,8 +161,8 @@ impl TableManager {
             let decl = *decls
                 .get(name)
                 .ok_or_else(|| TableError::Undeclared(name.clone()))?;
-            let changelog = settings.changelog_topic(name);
-            let source_topic = settings.global_source_topic(name);
+            let changelog = Names::new(&settings).changelog_topic(name);
+            let source_topic = Names::new(&settings).global_source_topic(name);
             let codec = |kind, part| {
                 codec_for(kind, &changelog, part, None, registry)
                     .map_err(|e| TableError::Codec(e.to_string()))
@@ -360,7 +358,7 @@ fn follow(
     }
     cfg.set(
         "group.id",
-        format!("{}-{}-global", manager.settings.app.id, table.name),
+        Names::new(&manager.settings).global_group(&table.name),
     );
     let c: ReaderConsumer = cfg
         .create_with_context(ReaderContext)

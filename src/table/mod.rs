@@ -22,8 +22,7 @@ pub use decl::{TableDecl, TableRegistry};
 pub use manager::{TableManager, TableRuntime};
 pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
 
-use crate::agent::status::AgentStatus;
-use crate::kafka::producer::{DeliveryTag, OutRecord, SharedProducer};
+use crate::kafka::producer::{DeliveryObserver, DeliveryTag, OutRecord, SharedProducer};
 use crate::stream::Port;
 
 #[derive(Debug, Error)]
@@ -83,7 +82,8 @@ pub struct Table<K, V> {
     rt: Arc<TableRuntime>,
     producer: SharedProducer,
     port: Arc<Port>,
-    status: Arc<AgentStatus>,
+    /// The writing agent, counting failed changelog deliveries.
+    observer: Arc<dyn DeliveryObserver>,
     writable: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -94,7 +94,7 @@ impl<K, V> Clone for Table<K, V> {
             rt: self.rt.clone(),
             producer: self.producer.clone(),
             port: self.port.clone(),
-            status: self.status.clone(),
+            observer: self.observer.clone(),
             writable: self.writable,
             _types: PhantomData,
         }
@@ -111,7 +111,7 @@ where
         agent: &str,
         producer: SharedProducer,
         port: Arc<Port>,
-        status: Arc<AgentStatus>,
+        observer: Arc<dyn DeliveryObserver>,
     ) -> Result<Self, TableError> {
         check_types::<K, V>(&rt)?;
         let writable = rt.settings.agent.as_deref() == Some(agent);
@@ -129,7 +129,7 @@ where
             rt,
             producer,
             port,
-            status,
+            observer,
             writable,
             _types: PhantomData,
         })
@@ -216,7 +216,7 @@ where
         if !self.writable {
             return Err(TableError::NotAllowed {
                 table: self.rt.name.to_string(),
-                agent: self.status.name.clone(),
+                agent: self.observer.name().to_string(),
                 reason: "a global table is read-only".into(),
             });
         }
@@ -234,7 +234,7 @@ where
         let staged_key = k;
         let tag = DeliveryTag {
             token: self.port.delivery_token(),
-            status: Some(self.status.clone()),
+            observer: Some(self.observer.clone()),
             on_delivery: Some(Box::new(move |result| match result {
                 Ok(offset) => applied.applied(&staged_key, value.as_deref(), offset, seq),
                 Err(_) => applied.unstage(&staged_key, seq),

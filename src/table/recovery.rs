@@ -14,6 +14,7 @@ use super::partition::{RecoveryState, TablePartition};
 use super::store::Change;
 use super::TableError;
 use crate::kafka::client::{client_config, ClientKind};
+use crate::kafka::Names;
 use crate::settings::{ProcessingGuarantee, Settings};
 
 const BATCH: usize = 5_000;
@@ -47,7 +48,7 @@ fn consumer(settings: &Settings) -> Result<ReaderConsumer, TableError> {
     let mut cfg = client_config(settings, ClientKind::Consumer);
     cfg.remove("partition.assignment.strategy");
     // Needed by librdkafka to assign partitions; never subscribed, never committed.
-    cfg.set("group.id", format!("{}-restore", settings.app.id));
+    cfg.set("group.id", Names::new(settings).restore_group());
     cfg.set("enable.partition.eof", "true");
     // A log start that moved past us is an error to act on, not something to skip.
     cfg.set("auto.offset.reset", "error");

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::app::AppShared;
+use crate::worker::WorkerState;
 
 /// One metric family: its help, type and samples (what follows the name — a suffix such
 /// as `_bucket` and the labels —, value).
@@ -40,7 +40,7 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-pub fn render(s: &AppShared) -> String {
+pub fn render(s: &WorkerState) -> String {
     let mut families = Vec::new();
     let agent_counter =
         |name, help, get: fn(&crate::agent::status::StatusSnapshot) -> u64| Family {

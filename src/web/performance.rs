@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::app::AppShared;
 use crate::metrics::histogram::HistogramSnapshot;
+use crate::worker::WorkerState;
 
 /// Latency percentiles in milliseconds, rounded to the microsecond.
 fn latency_ms(h: &HistogramSnapshot) -> Value {
@@ -25,7 +25,7 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-pub fn render(s: &AppShared) -> Value {
+pub fn render(s: &WorkerState) -> Value {
     let last_10s = s.performance.rates(Duration::from_secs(10));
     let last_60s = s.performance.rates(Duration::from_secs(60));
     let agents: serde_json::Map<String, Value> = s

@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-use crate::app::AppShared;
 use crate::codec::Codec;
+use crate::http::percent_decode;
 use crate::table::TableRuntime;
+use crate::worker::WorkerState;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
@@ -24,33 +25,30 @@ struct PageQuery {
 }
 
 pub fn routes(
-    shared: Arc<AppShared>,
+    shared: Arc<WorkerState>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let with = warp::any().map(move || shared.clone());
     let list = warp::path!("tables")
         .and(warp::get())
         .and(with.clone())
-        .map(|s: Arc<AppShared>| warp::reply::json(&list(&s)).into_response());
+        .map(|s: Arc<WorkerState>| warp::reply::json(&list(&s)).into_response());
     let page = warp::path!("tables" / String)
         .and(warp::get())
         .and(warp::query::<PageQuery>())
         .and(with.clone())
-        .and_then(|name: String, q: PageQuery, s: Arc<AppShared>| async move {
-            Ok::<_, Infallible>(page(&s, &super::percent_decode(&name), q).await)
-        });
+        .and_then(
+            |name: String, q: PageQuery, s: Arc<WorkerState>| async move {
+                Ok::<_, Infallible>(page(&s, &percent_decode(&name), q).await)
+            },
+        );
     let key = warp::path!("tables" / String / String)
         .and(warp::get())
         .and(with)
-        .and_then(|name: String, key: String, s: Arc<AppShared>| async move {
-            Ok::<_, Infallible>(
-                lookup(
-                    &s,
-                    &super::percent_decode(&name),
-                    &super::percent_decode(&key),
-                )
-                .await,
-            )
-        });
+        .and_then(
+            |name: String, key: String, s: Arc<WorkerState>| async move {
+                Ok::<_, Infallible>(lookup(&s, &percent_decode(&name), &percent_decode(&key)).await)
+            },
+        );
     list.or(page).unify().or(key).unify()
 }
 
@@ -62,7 +60,7 @@ fn error(code: StatusCode, message: String) -> warp::reply::Response {
     .into_response()
 }
 
-fn list(s: &AppShared) -> Value {
+fn list(s: &WorkerState) -> Value {
     let tables: Vec<Value> = s
         .tables
         .all()
@@ -95,7 +93,7 @@ fn list(s: &AppShared) -> Value {
 /// An error answer, boxed: responses are large and travel in `Result`s.
 type Refusal = Box<warp::reply::Response>;
 
-fn table<'a>(s: &'a AppShared, name: &str) -> Result<&'a Arc<TableRuntime>, Refusal> {
+fn table<'a>(s: &'a WorkerState, name: &str) -> Result<&'a Arc<TableRuntime>, Refusal> {
     s.tables.get(name).ok_or_else(|| {
         Box::new(error(
             StatusCode::NOT_FOUND,
@@ -128,7 +126,7 @@ fn show(codec: &Codec, bytes: &[u8]) -> Value {
     }
 }
 
-async fn page(s: &AppShared, name: &str, q: PageQuery) -> warp::reply::Response {
+async fn page(s: &WorkerState, name: &str, q: PageQuery) -> warp::reply::Response {
     let t = match table(s, name) {
         Ok(t) => t,
         Err(r) => return *r,
@@ -185,7 +183,7 @@ fn key_text(v: &Value) -> String {
     }
 }
 
-async fn lookup(s: &AppShared, name: &str, text: &str) -> warp::reply::Response {
+async fn lookup(s: &WorkerState, name: &str, text: &str) -> warp::reply::Response {
     let t = match table(s, name) {
         Ok(t) => t,
         Err(r) => return *r,

@@ -10,14 +10,14 @@ use serde::Serialize;
 use tokio::sync::watch;
 use warp::filters::BoxedFilter;
 
-use crate::app::AppShared;
 use crate::settings::Settings;
 use crate::table::{GlobalTable, TableError};
+use crate::worker::WorkerState;
 
 /// What a view is built from.
 #[derive(Clone)]
 pub struct ViewContext {
-    pub(crate) shared: Arc<AppShared>,
+    pub(crate) shared: Arc<WorkerState>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 

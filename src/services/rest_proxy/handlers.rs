@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use futures::Stream;
-use serde::Serialize;
-use warp::http::header::{ACCEPT, CONTENT_TYPE};
+use warp::http::header::CONTENT_TYPE;
 use warp::http::{HeaderMap, Method, Response};
 use warp::path::FullPath;
 use warp::Buf;
@@ -12,37 +11,21 @@ use warp::Buf;
 use super::errors::ApiError as E;
 use super::produce::{self, Format};
 use super::{metadata, EmbeddedRestProxy};
+use crate::http::{path_segments, read_body, BODY_LIMIT};
+use crate::services::confluent_api::{to_json, Answer, ConfluentApi};
 
 pub const VND_V2: &str = "application/vnd.kafka.v2+json";
-/// Largest accepted request body (Confluent's default `max.request.size` is 1 MiB too).
-const BODY_LIMIT: u64 = 1024 * 1024;
 
-type Answer = Result<String, E>;
-
-/// The media type to answer with for `accept` (spec §2.1), `None` = 406.
-pub fn negotiate(accept: Option<&str>) -> Option<&'static str> {
-    crate::web::negotiate(
-        accept,
-        &[
-            (VND_V2, 1.0),
-            ("application/vnd.kafka.v1+json", 0.9),
-            ("application/vnd.kafka+json", 0.8),
-            ("application/json", 0.5),
-        ],
-    )
-}
-
-pub fn respond(content_type: &str, answer: Answer) -> Response<String> {
-    let (status, body) = match answer {
-        Ok(b) => (200, b),
-        Err(e) => (e.status, e.body()),
-    };
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, content_type)
-        .body(body)
-        .unwrap_or_else(|_| Response::new(String::new()))
-}
+/// The API: the media types it answers in (spec §2.1).
+pub const API: ConfluentApi = ConfluentApi {
+    name: "rest proxy",
+    media_types: &[
+        (VND_V2, 1.0),
+        ("application/vnd.kafka.v1+json", 0.9),
+        ("application/vnd.kafka+json", 0.8),
+        ("application/json", 0.5),
+    ],
+};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Op {
@@ -57,14 +40,7 @@ enum Op {
 }
 
 fn route(method: &Method, path: &str) -> Result<Op, E> {
-    let mut segs: Vec<String> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(crate::web::percent_decode)
-        .collect();
-    if segs.last().is_some_and(|s| s.is_empty()) {
-        segs.pop();
-    }
+    let segs = path_segments(path);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (get, post) = (method == Method::GET, method == Method::POST);
     // A partition that is not a number cannot exist.
@@ -88,10 +64,6 @@ fn route(method: &Method, path: &str) -> Result<Op, E> {
     })
 }
 
-fn to_json<T: Serialize>(v: &T) -> Answer {
-    serde_json::to_string(v).map_err(|_| E::internal())
-}
-
 /// Entry point of every request.
 pub async fn handle<S, B>(
     proxy: Arc<EmbeddedRestProxy>,
@@ -104,10 +76,6 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-    let Some(content_type) = negotiate(accept) else {
-        return respond(VND_V2, Err(E::not_acceptable()));
-    };
     let answer = async {
         match route(&method, path.as_str())? {
             Op::Root => Ok("{}".to_string()),
@@ -123,14 +91,8 @@ where
                 produce_request(&proxy, &t, Some(p), &headers, body).await
             }
         }
-    }
-    .await;
-    if let Err(e) = &answer {
-        if e.status >= 500 {
-            tracing::warn!(%method, path = path.as_str(), error = %e.message, "rest proxy");
-        }
-    }
-    respond(content_type, answer)
+    };
+    API.answer(&method, path.as_str(), &headers, answer).await
 }
 
 async fn produce_request<S, B>(
@@ -146,12 +108,7 @@ where
 {
     let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = Format::from_content_type(ct).ok_or_else(E::unsupported_media_type)?;
-    let bytes = crate::web::read_body(headers, body, BODY_LIMIT)
-        .await
-        .map_err(|e| match e {
-            crate::web::BodyError::TooLarge(limit) => E::payload_too_large(limit),
-            crate::web::BodyError::Read(m) => E::bad_request(format!("Cannot read the body: {m}")),
-        })?;
+    let bytes = read_body(headers, body, BODY_LIMIT).await?;
     let req = produce::parse_request(&bytes)?;
     to_json(&produce::produce(proxy, topic, partition, format, req).await?)
 }
@@ -186,17 +143,17 @@ mod tests {
 
     #[test]
     fn answers_in_the_v2_media_type_unless_asked_otherwise() {
-        assert_eq!(negotiate(None), Some(VND_V2));
+        assert_eq!(API.negotiate(None), Some(VND_V2));
         assert_eq!(
-            negotiate(Some(
+            API.negotiate(Some(
                 "application/vnd.kafka.v2+json, application/vnd.kafka+json, application/json"
             )),
             Some(VND_V2)
         );
         assert_eq!(
-            negotiate(Some("application/json")),
+            API.negotiate(Some("application/json")),
             Some("application/json")
         );
-        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(API.negotiate(Some("text/html")), None);
     }
 }

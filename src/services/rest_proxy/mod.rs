@@ -15,6 +15,7 @@ use warp::Filter;
 
 use crate::codec::SchemaRegistryClient;
 use crate::kafka::client::{client_config, ClientKind};
+use crate::kafka::names::{ClientRole, Names};
 use crate::settings::Settings;
 
 mod errors;
@@ -51,7 +52,10 @@ impl EmbeddedRestProxy {
             message: e.to_string(),
         };
         let mut pc = client_config(settings, ClientKind::Producer);
-        pc.set("client.id", format!("{}-rest-proxy", settings.app.id));
+        pc.set(
+            "client.id",
+            Names::new(settings).client_id(ClientRole::RestProxy),
+        );
         pc.set("message.timeout.ms", DELIVERY_TIMEOUT_MS);
         let producer: FutureProducer = pc.create().map_err(kafka_err)?;
         let admin: AdminClient<DefaultClientContext> = client_config(settings, ClientKind::Admin)
@@ -110,10 +114,7 @@ impl EmbeddedRestProxy {
             .and(warp::body::stream())
             .then(handlers::handle)
             .recover(|_| async {
-                Ok::<_, std::convert::Infallible>(handlers::respond(
-                    handlers::VND_V2,
-                    Err(ApiError::internal()),
-                ))
+                Ok::<_, std::convert::Infallible>(handlers::API.internal_error())
             })
     }
 }
@@ -125,19 +126,12 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, ProxyServiceError> {
-    let listener =
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ProxyServiceError::Bind {
-                addr: addr.to_string(),
-                message: e.to_string(),
-            })?;
+    let server = crate::http::server::serve(proxy.routes(), addr, shutdown)
+        .await
+        .map_err(|e| ProxyServiceError::Bind {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
     tracing::info!(%addr, registry = %proxy.registry_url, auto_create = proxy.auto_create, "rest proxy: serving");
-    let mut stop = shutdown;
-    let server = warp::serve(proxy.routes())
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-    Ok(tokio::spawn(server.run()))
+    Ok(server)
 }

@@ -90,8 +90,7 @@ struct Encoded {
 /// Parses the body: broken JSON is 400, a field of the wrong JSON type too (as Jackson's
 /// mapping errors are), no records 422.
 pub fn parse_request(body: &[u8]) -> Result<ProduceRequest, E> {
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|e| E::bad_request(format!("Unexpected character or malformed JSON: {e}")))?;
+    let json: Value = serde_json::from_slice(body).map_err(E::bad_json)?;
     let req: ProduceRequest = serde_path_to_error::deserialize(json).map_err(|e| {
         E::bad_request(format!(
             "Cannot deserialize the request at '{}': {}",
@@ -305,7 +304,7 @@ async fn writer_schema(
         return Ok(Some((id, schema)));
     }
     let Some(text) = text else { return Ok(None) };
-    let schema = Schema::parse_str(text).map_err(E::invalid_schema)?;
+    let schema = Schema::parse_str(text).map_err(E::invalid_record_schema)?;
     // The registry keeps a canonical form; posting compact JSON keeps the request small.
     let compact = serde_json::from_str::<Value>(text)
         .map(|v| v.to_string())

@@ -9,10 +9,10 @@ use super::errors::ApiError;
 /// re-serialised compactly.
 pub fn canonicalize(text: &str) -> Result<(Schema, String), ApiError> {
     if text.trim().is_empty() {
-        return Err(ApiError::new(422, 42201, "Empty schema"));
+        return Err(ApiError::rejected_schema("Empty schema"));
     }
-    let schema = Schema::parse_str(text).map_err(ApiError::invalid_schema)?;
-    let canonical = serde_json::to_string(&schema).map_err(ApiError::invalid_schema)?;
+    let schema = Schema::parse_str(text).map_err(ApiError::invalid_avro_schema)?;
+    let canonical = serde_json::to_string(&schema).map_err(ApiError::invalid_avro_schema)?;
     Ok((schema, canonical))
 }
 

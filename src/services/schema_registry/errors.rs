@@ -1,8 +1,6 @@
 //! Errors: the service's own (start-up, binding, the Kafka store) and the API's (HTTP status +
 //! Confluent `error_code` + message, see the spec §1.1.2 and §1.3).
 
-use serde_json::json;
-
 /// What can go wrong starting or running the embedded registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryServiceError {
@@ -16,47 +14,10 @@ pub enum RegistryServiceError {
     Write { topic: String, message: String },
 }
 
-/// An error answer of the REST API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: u16,
-    pub error_code: u32,
-    pub message: String,
-}
+pub use crate::services::confluent_api::ApiError;
 
+/// The Schema Registry's own error answers (Confluent Schema Registry v1 codes).
 impl ApiError {
-    pub fn new(status: u16, error_code: u32, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error_code,
-            message: message.into(),
-        }
-    }
-    pub fn not_found_path() -> Self {
-        Self::new(404, 404, "HTTP 404 Not Found")
-    }
-    pub fn method_not_allowed() -> Self {
-        Self::new(405, 405, "HTTP 405 Method Not Allowed")
-    }
-    pub fn not_acceptable() -> Self {
-        Self::new(406, 406, "HTTP 406 Not Acceptable")
-    }
-    pub fn unsupported_media_type() -> Self {
-        Self::new(415, 415, "HTTP 415 Unsupported Media Type")
-    }
-    pub fn payload_too_large(limit: u64) -> Self {
-        Self::new(413, 413, format!("Request body larger than {limit} bytes"))
-    }
-    pub fn bad_json(detail: impl std::fmt::Display) -> Self {
-        Self::new(
-            400,
-            400,
-            format!("Unexpected character or malformed JSON: {detail}"),
-        )
-    }
-    pub fn unprocessable(message: impl Into<String>) -> Self {
-        Self::new(422, 422, message)
-    }
     pub fn subject_not_found(subject: &str) -> Self {
         Self::new(404, 40401, format!("Subject '{subject}' not found."))
     }
@@ -103,12 +64,14 @@ impl ApiError {
             ),
         )
     }
-    pub fn invalid_schema(details: impl std::fmt::Display) -> Self {
-        Self::new(
-            422,
-            42201,
-            format!("Invalid schema of type AVRO, details: {details}"),
-        )
+    /// A schema the registry does not take (42201), for the reason `message` gives.
+    pub fn rejected_schema(message: impl Into<String>) -> Self {
+        Self::new(422, 42201, message)
+    }
+    /// A schema that is not valid Avro (42201; the REST Proxy's invalid schema is
+    /// [`ApiError::invalid_record_schema`], 42205).
+    pub fn invalid_avro_schema(details: impl std::fmt::Display) -> Self {
+        Self::rejected_schema(format!("Invalid schema of type AVRO, details: {details}"))
     }
     pub fn invalid_version(raw: &str) -> Self {
         Self::new(
@@ -135,14 +98,6 @@ impl ApiError {
             50001,
             format!("Error while writing to the Kafka store: {message}"),
         )
-    }
-    pub fn internal() -> Self {
-        Self::new(500, 500, "Internal Server Error")
-    }
-
-    /// The JSON error body.
-    pub fn body(&self) -> String {
-        json!({"error_code": self.error_code, "message": self.message}).to_string()
     }
 }
 

@@ -6,7 +6,7 @@ use apache_avro::Schema;
 use futures::Stream;
 use serde::Serialize;
 use serde_json::{json, Value};
-use warp::http::header::{ACCEPT, CONTENT_TYPE};
+use warp::http::header::CONTENT_TYPE;
 use warp::http::{HeaderMap, Method, Response};
 use warp::path::FullPath;
 use warp::Buf;
@@ -15,19 +15,18 @@ use super::avro::{self, Level};
 use super::errors::ApiError as E;
 use super::store::Record;
 use super::EmbeddedRegistry;
+use crate::http::{self, path_segments, BODY_LIMIT};
+use crate::services::confluent_api::{to_json, Answer, ConfluentApi};
 
 pub const VND_V1: &str = "application/vnd.schemaregistry.v1+json";
 const VND: &str = "application/vnd.schemaregistry+json";
 const JSON: &str = "application/json";
-/// Largest accepted request body.
-pub const BODY_LIMIT: u64 = 1024 * 1024;
 
-type Answer = Result<String, E>;
-
-/// The media type to answer with for `accept` (§1.1.1), `None` = 406.
-pub fn negotiate(accept: Option<&str>) -> Option<&'static str> {
-    crate::web::negotiate(accept, &[(VND_V1, 1.0), (VND, 0.9), (JSON, 0.5)])
-}
+/// The API: the media types it answers in (§1.1.1).
+pub const API: ConfluentApi = ConfluentApi {
+    name: "schema registry",
+    media_types: &[(VND_V1, 1.0), (VND, 0.9), (JSON, 0.5)],
+};
 
 /// Whether a request body with this `Content-Type` is accepted (§1.1.1).
 pub fn content_type_ok(ct: Option<&str>) -> bool {
@@ -57,18 +56,6 @@ pub fn parse_version(raw: &str) -> Result<VersionId, E> {
         Ok(n) if (1..=i32::MAX as i64).contains(&n) => Ok(VersionId::Number(n as u32)),
         _ => Err(E::invalid_version(raw)),
     }
-}
-
-pub fn respond(content_type: &str, answer: Answer) -> Response<String> {
-    let (status, body) = match answer {
-        Ok(b) => (200, b),
-        Err(e) => (e.status, e.body()),
-    };
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, content_type)
-        .body(body)
-        .unwrap_or_else(|_| Response::new(String::new()))
 }
 
 /// The resource and operation a request addresses.
@@ -169,18 +156,6 @@ fn route(method: &Method, segs: &[String]) -> Result<Op, E> {
     Ok(op)
 }
 
-fn split_path(path: &str) -> Vec<String> {
-    let mut segs: Vec<String> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(crate::web::percent_decode)
-        .collect();
-    if segs.last().is_some_and(|s| s.is_empty()) {
-        segs.pop();
-    }
-    segs
-}
-
 fn query_flag(query: &str, name: &str) -> bool {
     query.split('&').any(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -197,14 +172,7 @@ where
     if !content_type_ok(ct) {
         return Err(E::unsupported_media_type());
     }
-    let buf = crate::web::read_body(headers, body, BODY_LIMIT)
-        .await
-        .map_err(|e| match e {
-            crate::web::BodyError::TooLarge(limit) => E::payload_too_large(limit),
-            crate::web::BodyError::Read(m) => {
-                E::new(400, 400, format!("Cannot read the body: {m}"))
-            }
-        })?;
+    let buf = http::read_body(headers, body, BODY_LIMIT).await?;
     serde_json::from_slice(&buf).map_err(E::bad_json)
 }
 
@@ -221,30 +189,16 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-    let Some(content_type) = negotiate(accept) else {
-        return respond(VND_V1, Err(E::not_acceptable()));
-    };
     let answer = async {
-        let op = route(&method, &split_path(path.as_str()))?;
+        let op = route(&method, &path_segments(path.as_str()))?;
         let body = if op.has_body() {
             Some(read_body(&headers, body).await?)
         } else {
             None
         };
         dispatch(&reg, op, body, &query).await
-    }
-    .await;
-    if let Err(e) = &answer {
-        if e.status >= 500 {
-            tracing::warn!(%method, path = path.as_str(), error = %e.message, "schema registry");
-        }
-    }
-    respond(content_type, answer)
-}
-
-fn to_json<T: Serialize>(v: &T) -> Answer {
-    serde_json::to_string(v).map_err(|_| E::internal())
+    };
+    API.answer(&method, path.as_str(), &headers, answer).await
 }
 
 #[derive(Serialize)]
@@ -263,7 +217,7 @@ fn schema_text<'a>(body: &'a Value, subject: &str) -> Result<&'a str, E> {
     if let Some(t) = obj.get("schemaType").filter(|t| !t.is_null()) {
         let t = t.as_str().unwrap_or_default();
         if !t.eq_ignore_ascii_case("AVRO") {
-            return Err(E::new(422, 42201, format!("Invalid schema type {t}")));
+            return Err(E::rejected_schema(format!("Invalid schema type {t}")));
         }
     }
     if obj
@@ -271,7 +225,7 @@ fn schema_text<'a>(body: &'a Value, subject: &str) -> Result<&'a str, E> {
         .and_then(Value::as_array)
         .is_some_and(|r| !r.is_empty())
     {
-        return Err(E::new(422, 42201, "Schema references are not supported"));
+        return Err(E::rejected_schema("Schema references are not supported"));
     }
     if obj.get("id").is_some_and(|v| !v.is_null())
         || obj.get("version").is_some_and(|v| !v.is_null())
@@ -565,21 +519,21 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        assert_eq!(negotiate(None), Some(VND_V1));
-        assert_eq!(negotiate(Some("*/*")), Some(VND_V1));
-        assert_eq!(negotiate(Some("application/json")), Some(JSON));
+        assert_eq!(API.negotiate(None), Some(VND_V1));
+        assert_eq!(API.negotiate(Some("*/*")), Some(VND_V1));
+        assert_eq!(API.negotiate(Some("application/json")), Some(JSON));
         assert_eq!(
-            negotiate(Some("application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json")),
+            API.negotiate(Some("application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json")),
             Some(VND_V1)
         );
         assert_eq!(
-            negotiate(Some(
+            API.negotiate(Some(
                 "application/vnd.schemaregistry.v1+json; q=0.1, application/json; q=0.9"
             )),
             Some(JSON)
         );
-        assert_eq!(negotiate(Some("text/html")), None);
-        assert_eq!(negotiate(Some("application/json; q=0")), None);
+        assert_eq!(API.negotiate(Some("text/html")), None);
+        assert_eq!(API.negotiate(Some("application/json; q=0")), None);
     }
 
     #[test]
@@ -609,9 +563,7 @@ mod tests {
 
     #[test]
     fn paths_and_routes() {
-        assert_eq!(split_path("/subjects/"), vec!["subjects".to_string()]);
-        assert!(split_path("/").is_empty());
-        let r = |m: Method, p: &str| route(&m, &split_path(p));
+        let r = |m: Method, p: &str| route(&m, &path_segments(p));
         assert_eq!(r(Method::GET, "/"), Ok(Op::Root));
         assert_eq!(
             r(Method::POST, "/subjects/a%2Db/versions"),

@@ -56,7 +56,7 @@ pub fn replay(bootstrap: &str, topic: &str) -> Result<Store, RegistryServiceErro
         .set("bootstrap.servers", bootstrap)
         .set(
             "group.id",
-            format!("cta-schema-registry-{}", std::process::id()),
+            crate::kafka::names::schema_registry_reader_group(std::process::id()),
         )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

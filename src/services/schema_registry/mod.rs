@@ -72,10 +72,7 @@ impl EmbeddedRegistry {
             .and(warp::body::stream())
             .then(handlers::handle)
             .recover(|_| async {
-                Ok::<_, std::convert::Infallible>(handlers::respond(
-                    handlers::VND_V1,
-                    Err(E::internal()),
-                ))
+                Ok::<_, std::convert::Infallible>(handlers::API.internal_error())
             })
     }
 
@@ -104,19 +101,12 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, RegistryServiceError> {
-    let listener =
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| RegistryServiceError::Bind {
-                addr: addr.to_string(),
-                message: e.to_string(),
-            })?;
+    let server = crate::http::server::serve(registry.routes(), addr, shutdown)
+        .await
+        .map_err(|e| RegistryServiceError::Bind {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
     tracing::info!(%addr, topic = %registry.topic, "schema registry: serving");
-    let mut stop = shutdown;
-    let server = warp::serve(registry.routes())
-        .incoming(listener)
-        .graceful(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-    Ok(tokio::spawn(server.run()))
+    Ok(server)
 }

@@ -5,37 +5,11 @@
 
 use cta_stream::prelude::*;
 
-/// What the positions need of an `arrival.value` record.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ArrivalEvent {
-    pub station_id: i32,
-    pub train_id: String,
-    pub direction: String,
-    pub line: String,
-    pub prev_station_id: Option<i32>,
-    pub prev_direction: Option<String>,
-}
+use super::cta::records::{ArrivalValue, EventKey, TrainPosition};
 
-/// The Avro key of the CTA events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct EventKey {
-    pub timestamp: i64,
-}
-
-/// Where a train is: its latest arrival.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrainPosition {
-    pub train_id: String,
-    pub line: String,
-    pub station_id: i32,
-    pub direction: String,
-    pub prev_station_id: Option<i32>,
-    /// Event time of the arrival (its key), ms since the Unix epoch.
-    pub at_ms: i64,
-}
-
+// How an arrival moves a train, on the table's record (`cta/records.rs`).
 impl TrainPosition {
-    pub fn of(a: &ArrivalEvent, at_ms: i64) -> Self {
+    pub fn of(a: &ArrivalValue, at_ms: i64) -> Self {
         TrainPosition {
             train_id: a.train_id.clone(),
             line: a.line.clone(),
@@ -50,7 +24,7 @@ impl TrainPosition {
     /// station, so they can be read out of order: the later event time wins; at equal
     /// times (a step's arrivals share their key) the arrival that leaves `self`'s slot
     /// is the later one.
-    pub fn is_superseded_by(&self, next: &ArrivalEvent, next_ms: i64) -> bool {
+    pub fn is_superseded_by(&self, next: &ArrivalValue, next_ms: i64) -> bool {
         next_ms > self.at_ms
             || (next_ms == self.at_ms
                 && next.prev_station_id == Some(self.station_id)
@@ -61,7 +35,7 @@ impl TrainPosition {
 /// Keeps each train's latest arrival in the table `trains` (by train id).
 pub async fn cta_train_positions(
     ctx: AgentContext,
-    mut arrivals: Stream<ArrivalEvent, EventKey>,
+    mut arrivals: Stream<ArrivalValue, EventKey>,
 ) -> AgentResult {
     let trains = ctx.table::<String, TrainPosition>("trains")?;
     while let Some(event) = arrivals.next().await? {
@@ -76,7 +50,9 @@ pub async fn cta_train_positions(
             None => true,
         };
         if newer {
-            trains.insert(&a.train_id, &TrainPosition::of(a, at_ms)).await?;
+            trains
+                .insert(&a.train_id, &TrainPosition::of(a, at_ms))
+                .await?;
         } else {
             ctx.filtered();
         }
@@ -89,12 +65,13 @@ register_agent!("cta_train_positions", cta_train_positions);
 mod tests {
     use super::*;
 
-    fn arrival(station: i32, dir: &str, prev: Option<(i32, &str)>) -> ArrivalEvent {
-        ArrivalEvent {
+    fn arrival(station: i32, dir: &str, prev: Option<(i32, &str)>) -> ArrivalValue {
+        ArrivalValue {
             station_id: station,
             train_id: "BL000".into(),
             direction: dir.into(),
             line: "blue".into(),
+            train_status: "in_service".into(),
             prev_station_id: prev.map(|p| p.0),
             prev_direction: prev.map(|p| p.1.to_string()),
         }
@@ -107,10 +84,16 @@ mod tests {
         // Same key time as the start (one tick announces the start and the first move).
         assert!(start.is_superseded_by(&step1, 1_000));
         let at1 = TrainPosition::of(&step1, 1_000);
-        assert!(!at1.is_superseded_by(&arrival(40890, "b", None), 1_000), "the start read late");
+        assert!(
+            !at1.is_superseded_by(&arrival(40890, "b", None), 1_000),
+            "the start read late"
+        );
         let step2 = arrival(40230, "b", Some((40820, "b")));
         assert!(at1.is_superseded_by(&step2, 6_000));
         let at2 = TrainPosition::of(&step2, 6_000);
-        assert!(!at2.is_superseded_by(&step1, 1_000), "an older arrival read late");
+        assert!(
+            !at2.is_superseded_by(&step1, 1_000),
+            "an older arrival read late"
+        );
     }
 }

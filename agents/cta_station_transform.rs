@@ -5,28 +5,9 @@
 
 use cta_stream::prelude::*;
 
-/// What the transform needs of a row of the PostgreSQL `stations` table as Kafka Connect
-/// writes it (JSON, no schema; Debezium after its unwrap transform, or Confluent's JDBC
-/// source). The other columns (stop id, direction, stop names) are ignored.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Station {
-    pub station_name: String,
-    pub station_id: i32,
-    pub order: Option<i32>,
-    pub red: bool,
-    pub blue: bool,
-    pub green: bool,
-}
+use super::cta::records::{Station, TransformedStation};
 
-/// A station of a simulated line, as the status pages need it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransformedStation {
-    pub station_id: i32,
-    pub station_name: String,
-    pub order: Option<i32>,
-    pub line: String,
-}
-
+// The transform, on the row's record (`cta/records.rs`).
 impl Station {
     /// The simulated line of the row (checked red, blue, green as the original), `None`
     /// for the Brown, Purple, ... lines that are not simulated.
@@ -55,7 +36,9 @@ impl Station {
 pub async fn cta_station_transform(ctx: AgentContext, mut rows: Stream<Station>) -> AgentResult {
     let stations = ctx.table::<i32, TransformedStation>("stations")?;
     // By line too, when the settings give the table (the status page's view).
-    let by_line = ctx.table::<String, TransformedStation>("line_stations").ok();
+    let by_line = ctx
+        .table::<String, TransformedStation>("line_stations")
+        .ok();
     while let Some(row) = rows.next().await? {
         match row.value.transform() {
             Some(t) => {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::cta_data::CtaData;
+use crate::agents::cta::data::CtaData;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +99,11 @@ pub struct Line {
 
 pub const TRAINS_PER_LINE: usize = 10;
 
+/// The simulated lines, in the order the original builds and runs them.
+pub fn build_lines(data: &CtaData) -> Vec<Line> {
+    Color::ALL.iter().map(|&c| Line::build(c, data)).collect()
+}
+
 impl Line {
     /// The stations of `color` in `order`, each `station_id` once (first stop wins).
     pub fn build(color: Color, data: &CtaData) -> Line {
@@ -164,7 +169,9 @@ impl Line {
 
     /// The arrivals of the trains at their starting places, in train order.
     pub fn initial_arrivals(&self) -> Vec<Arrival> {
-        (0..TRAINS_PER_LINE).map(|k| self.arrival(k, None)).collect()
+        (0..TRAINS_PER_LINE)
+            .map(|k| self.arrival(k, None))
+            .collect()
     }
 
     /// Moves every train one station on; the arrivals come in the original's order:
@@ -194,12 +201,11 @@ impl Line {
 
 #[cfg(test)]
 mod tests {
-    use super::super::cta_data::project_data;
     use super::*;
+    use crate::agents::cta::data::project_data;
 
     fn lines() -> Vec<Line> {
-        let d = project_data();
-        Color::ALL.iter().map(|c| Line::build(*c, &d)).collect()
+        build_lines(&project_data())
     }
 
     fn at(l: &Line, a: &Arrival) -> String {
@@ -234,7 +240,10 @@ mod tests {
 
     #[test]
     fn normalized_names_match_the_original_topics() {
-        assert_eq!(normalize("Western/O'Hare Branch"), "western_and_ohare_branch");
+        assert_eq!(
+            normalize("Western/O'Hare Branch"),
+            "western_and_ohare_branch"
+        );
         assert_eq!(normalize("35th-Bronzeville-IIT"), "35th_bronzeville_iit");
         assert_eq!(normalize("O'Hare"), "ohare");
         assert_eq!(normalize("Clark/Lake"), "clark_and_lake");
@@ -250,7 +259,9 @@ mod tests {
                 .collect()
         };
         // Blue and red: N = 32, spacing 6; green: N = 27, spacing 5 (as the original).
-        let spaced6 = ["0b", "6b", "12b", "18b", "24b", "30b", "28a", "22a", "16a", "10a"];
+        let spaced6 = [
+            "0b", "6b", "12b", "18b", "24b", "30b", "28a", "22a", "16a", "10a",
+        ];
         assert_eq!(places(&ls[0]), spaced6);
         assert_eq!(places(&ls[1]), spaced6);
         assert_eq!(
@@ -258,7 +269,10 @@ mod tests {
             ["0b", "5b", "10b", "15b", "20b", "25b", "24a", "19a", "14a", "9a"]
         );
         let first = &ls[0].initial_arrivals()[0];
-        assert_eq!((first.train_id.as_str(), first.station_id), ("BL000", 40890));
+        assert_eq!(
+            (first.train_id.as_str(), first.station_id),
+            ("BL000", 40890)
+        );
         assert_eq!(first.prev_station_id, None);
         assert_eq!(ls[1].initial_arrivals()[9].train_id, "RL009");
     }
@@ -286,7 +300,10 @@ mod tests {
         let step2: Vec<String> = blue.step().iter().map(|a| at(&blue, a)).collect();
         assert_eq!(step2[0], "BL000 Cumberland@2b prev Some(40820)/Some(\"b\")");
         // The terminal: arriving at Forest Park turns the train round to direction a.
-        assert_eq!(step2[5], "BL005 Forest Park@32a prev Some(40980)/Some(\"b\")");
+        assert_eq!(
+            step2[5],
+            "BL005 Forest Park@32a prev Some(40980)/Some(\"b\")"
+        );
         assert_eq!(step2[9], "BL009 Belmont@8a prev Some(41020)/Some(\"a\")");
     }
 
@@ -304,51 +321,12 @@ mod tests {
                         .position(|s| Some(s.station_id) == a.prev_station_id)
                         .unwrap();
                     assert_eq!(prev.abs_diff(a.station_index), 1, "{a:?}");
-                    assert!(slots.insert((a.station_index, a.direction.as_str())), "two trains in one slot");
+                    assert!(
+                        slots.insert((a.station_index, a.direction.as_str())),
+                        "two trains in one slot"
+                    );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn arrivals_fit_the_arrival_schema() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        for f in ["arrival_key", "arrival_value", "turnstile_key", "turnstile_value", "weather_key", "weather_value"] {
-            let text = std::fs::read_to_string(dir.join(format!("{f}.json"))).unwrap();
-            apache_avro::Schema::parse_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
-        }
-        let schema = apache_avro::Schema::parse_str(
-            &std::fs::read_to_string(dir.join("arrival_value.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            schema.name().map(|n| n.fullname(None)),
-            Some("arrival.value".to_string())
-        );
-        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
-        struct Value {
-            station_id: i32,
-            train_id: String,
-            direction: String,
-            line: String,
-            train_status: String,
-            prev_station_id: Option<i32>,
-            prev_direction: Option<String>,
-        }
-        let l = lines().remove(1);
-        for a in l.initial_arrivals() {
-            let v = Value {
-                station_id: a.station_id,
-                train_id: a.train_id.clone(),
-                direction: a.direction.as_str().into(),
-                line: a.line.name().into(),
-                train_status: "in_service".into(),
-                prev_station_id: a.prev_station_id,
-                prev_direction: a.prev_direction.map(|d| d.as_str().into()),
-            };
-            let bytes = cta_stream::codec::encode_avro_datum(&schema, &v).unwrap();
-            let back: Value = cta_stream::codec::decode_avro_datum(&schema, &mut bytes.as_slice()).unwrap();
-            assert_eq!(back, v);
         }
     }
 }

@@ -1,0 +1,20 @@
+//! What every agent of a worker shares. The worker builds it; agents see only this, not
+//! the worker's own state (which sits above them, with the web server and the services).
+
+use std::sync::Arc;
+
+use super::coordinator::Coordinator;
+use crate::codec::CodecCache;
+use crate::kafka::SharedProducer;
+use crate::settings::Settings;
+use crate::table::TableManager;
+
+pub struct AgentEnv {
+    pub settings: Arc<Settings>,
+    /// The worker's one producer.
+    pub producer: SharedProducer,
+    pub codecs: Arc<CodecCache>,
+    pub tables: Arc<TableManager>,
+    /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
+    pub coordinator: Option<Arc<dyn Coordinator>>,
+}
