@@ -6,6 +6,7 @@
 use cta_stream::prelude::*;
 
 use super::cta::records::{Station, TransformedStation};
+use crate::tables::cta::{LineStations, Stations};
 
 // The transform, on the row's record (`cta/records.rs`).
 impl Station {
@@ -34,10 +35,10 @@ impl Station {
 }
 
 pub async fn cta_station_transform(ctx: AgentContext, mut rows: Stream<Station>) -> AgentResult {
-    let stations = ctx.table::<i32, TransformedStation>("stations")?;
+    let stations = ctx.table::<Stations>()?;
     // By line too, when the settings give the table (the status page's view).
     let by_line = ctx
-        .table::<String, TransformedStation>("line_stations")
+        .table::<LineStations>()
         .ok();
     while let Some(row) = rows.next().await? {
         match row.value.transform() {

@@ -6,6 +6,7 @@
 use cta_stream::prelude::*;
 
 use super::cta::records::{ArrivalValue, EventKey, TrainPosition};
+use crate::tables::cta::Trains;
 
 // How an arrival moves a train, on the table's record (`cta/records.rs`).
 impl TrainPosition {
@@ -37,7 +38,7 @@ pub async fn cta_train_positions(
     ctx: AgentContext,
     mut arrivals: Stream<ArrivalValue, EventKey>,
 ) -> AgentResult {
-    let trains = ctx.table::<String, TrainPosition>("trains")?;
+    let trains = ctx.table::<Trains>()?;
     while let Some(event) = arrivals.next().await? {
         let at_ms = event
             .key

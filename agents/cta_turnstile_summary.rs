@@ -7,12 +7,13 @@
 use cta_stream::prelude::*;
 
 use super::cta::records::{StationCount, TurnstileValue};
+use crate::tables::cta::TurnstileCounts;
 
 pub async fn cta_turnstile_summary(
     ctx: AgentContext,
     mut events: Stream<TurnstileValue>,
 ) -> AgentResult {
-    let counts = ctx.table::<i32, i64>("turnstile_counts")?;
+    let counts = ctx.table::<TurnstileCounts>()?;
     let out = ctx.sink(0)?;
     while let Some(event) = events.next().await? {
         let id = event.value.station_id;

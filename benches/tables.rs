@@ -17,6 +17,8 @@ use cta_stream::stream::Stream;
 use cta_stream::table::{TableDecl, TableManager, TableRegistry};
 use cta_stream::{App, Settings};
 
+cta_stream::register_table!(Counts = "counts", String => u64);
+
 mod common;
 use common::{broker, create, env_num, fill, unique};
 use rdkafka::config::ClientConfig;
@@ -95,7 +97,7 @@ fn span_secs(topic: &str) -> (u64, f64) {
 }
 
 async fn count(ctx: AgentContext, mut events: Stream<bytes::Bytes, String>) -> AgentResult {
-    let counts = ctx.table::<String, u64>("counts")?;
+    let counts = ctx.table::<Counts>()?;
     while let Some(e) = events.next().await? {
         let Some(k) = e.key else { continue };
         let n = counts.get(&k).await?.unwrap_or(0);
@@ -137,7 +139,7 @@ async fn agent_count(input: &str, n: u64, guarantee: &str, state: &std::path::Pa
     .unwrap();
     let app = App::with_registry(settings, AgentRegistry::default())
         .agent("count", AgentFn::new(count))
-        .table(TableDecl::of::<String, u64>("counts"));
+        .table(TableDecl::of::<Counts>());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(app.run(rx));
     let group = format!("{app_id}-count");
@@ -228,7 +230,7 @@ fn main() {
         .unwrap(),
     );
     let mut decls = TableRegistry::default();
-    decls.insert(TableDecl::of::<String, u64>("counts"));
+    decls.insert(TableDecl::of::<Counts>());
     let manager = TableManager::new(settings, &decls, None).unwrap();
     let table = manager.get("counts").unwrap().clone();
     let t = Instant::now();

@@ -6,6 +6,8 @@ use std::sync::{LazyLock, Mutex};
 
 use cta_stream::prelude::*;
 
+use crate::tables::{JobsSeen, KeyCounts, WordCounts};
+
 /// The README's example: `{"text": "hi"}` in, `{"text": "HI"}` out to the first sink.
 #[derive(Debug, Deserialize, Serialize)]
 pub struct Greeting {
@@ -68,7 +70,7 @@ static FAILED_ONCE: LazyLock<Mutex<BTreeSet<(String, i32, i64)>>> = LazyLock::ne
 pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
     let out = ctx.sink(0)?;
     // When the settings give it one, the agent also counts the jobs it has seen by id.
-    let seen = ctx.table::<u64, u64>("jobs_seen").ok();
+    let seen = ctx.table::<JobsSeen>().ok();
     while let Some(event) = jobs.next().await? {
         let first_time = FAILED_ONCE
             .lock()
@@ -100,7 +102,7 @@ register_agent!("jobs", jobs);
 /// the table `word_counts`. A write goes to the table partition of the event in hand, so
 /// with more than one partition the sentences' topic must be keyed by word.
 pub async fn word_count(ctx: AgentContext, mut sentences: Stream<Greeting>) -> AgentResult {
-    let counts = ctx.table::<String, u64>("word_counts")?;
+    let counts = ctx.table::<WordCounts>()?;
     while let Some(event) = sentences.next().await? {
         let words = event.value.text.split(|c: char| !c.is_alphanumeric());
         for word in words.filter(|w| !w.is_empty()).map(str::to_lowercase) {
@@ -124,7 +126,7 @@ pub async fn count_keys(
     ctx: AgentContext,
     mut events: Stream<bytes::Bytes, String>,
 ) -> AgentResult {
-    let counts = ctx.table::<String, u64>("key_counts")?;
+    let counts = ctx.table::<KeyCounts>()?;
     let params: CountParams = ctx.params()?;
     while let Some(event) = events.next().await? {
         if params.delay_ms > 0 {

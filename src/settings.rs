@@ -429,10 +429,30 @@ impl ConnectorSettings {
     }
 }
 
-/// Memory bounds of the table stores, shared by all of them.
+/// Which backend holds table state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// On disk, bounded in memory by one shared block cache; survives restarts (recovery
+    /// replays only the changelog written since the last flush).
+    #[default]
+    Rocksdb,
+    /// In the process only: rebuilt from the changelog at every start (Faust's
+    /// `memory://`); also the test driver's.
+    Memory,
+}
+
+/// The table stores: their backend and layers, and memory bounds shared by all of them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
+    /// Where table state lives: RocksDB on disk, or memory (rebuilt from the changelog
+    /// at every start).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// Entries of the read cache in front of each table partition's store; 0: none.
+    #[serde(default)]
+    pub cache_entries: usize,
     #[serde(default = "default_block_cache_mb")]
     pub block_cache_mb: usize,
     #[serde(default = "default_write_buffer_mb")]
@@ -450,6 +470,8 @@ fn default_flush_interval() -> Duration {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
+            backend: Default::default(),
+            cache_entries: 0,
             block_cache_mb: default_block_cache_mb(),
             write_buffer_mb: default_write_buffer_mb(),
             flush_interval: default_flush_interval(),

@@ -8,18 +8,18 @@ use crate::agents::cta::records::{
 
 // Stations of the simulated lines by station_id, written by `cta_station_transform`; its
 // changelog `org.chicago.cta.stations.table.v1` is the original's Faust output topic.
-register_table!("stations", i32, TransformedStation);
+register_table!(pub Stations = "stations", i32 => TransformedStation);
 // Turnstile events per station_id, written by `cta_turnstile_summary`.
-register_table!("turnstile_counts", i32, i64);
+register_table!(pub TurnstileCounts = "turnstile_counts", i32 => i64);
 // Stations by line ("blue:40380"), written by `cta_station_transform`: a station on two
 // lines is on both, where `stations` (by station_id, the original's table) keeps one.
-register_table!("line_stations", String, TransformedStation);
+register_table!(pub LineStations = "line_stations", String => TransformedStation);
 // The whole of line_stations, on every worker (the status page reads it).
-register_table!("line_stations_all", String, TransformedStation);
+register_table!(pub LineStationsAll = "line_stations_all", String => TransformedStation);
 // Each train's latest arrival, written by `cta_train_positions`, and its global mirror.
-register_table!("trains", String, TrainPosition);
-register_table!("trains_all", String, TrainPosition);
+register_table!(pub Trains = "trains", String => TrainPosition);
+register_table!(pub TrainsAll = "trains_all", String => TrainPosition);
 // Weather readings by their Avro key, followed from org.chicago.cta.weather.v1.
-register_table!("weather", EventKey, WeatherValue);
+register_table!(pub Weather = "weather", EventKey => WeatherValue);
 // TURNSTILE_SUMMARY followed: station id (text) → {"STATION_ID", "COUNT"}.
-register_table!("turnstile_summary", String, StationCount);
+register_table!(pub TurnstileSummary = "turnstile_summary", String => StationCount);

@@ -46,6 +46,11 @@ use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+cta_stream::register_table!(Words = "words", String => u64);
+cta_stream::register_table!(Ids = "ids", i64 => Json);
+cta_stream::register_table!(Pairs = "pairs", Pair => String);
+cta_stream::register_table!(RawWords = "raw_words", String => String);
+
 // ------------------------------------------------------------------ allocations ---
 
 /// Counts the bytes each thread has allocated and not freed, and the peak of that, so
@@ -1016,10 +1021,10 @@ impl Services {
         .unwrap();
         let worker = App::with_registry(settings, AgentRegistry::default())
             .agent("keep", AgentFn::new(keep))
-            .table(TableDecl::of::<String, u64>("words"))
-            .table(TableDecl::of::<i64, Json>("ids"))
-            .table(TableDecl::of::<Pair, String>("pairs"))
-            .table(TableDecl::of::<String, String>("raw_words"));
+            .table(TableDecl::of::<Words>())
+            .table(TableDecl::of::<Ids>())
+            .table(TableDecl::of::<Pairs>())
+            .table(TableDecl::of::<RawWords>());
         tokio::spawn(async move { worker.run(shutdown).await.expect("the worker runs") });
         let s = Services {
             proxy,

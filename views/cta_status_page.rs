@@ -5,6 +5,7 @@
 //! without reloading; `GET /api/status` is the same data as JSON; `GET /lines/{line}` one
 //! line alone.
 
+use crate::tables::cta::{LineStationsAll, TrainsAll, TurnstileSummary, Weather};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -250,10 +251,10 @@ fn status_view(ctx: &ViewContext) -> anyhow::Result<ViewFilter> {
         .map_err(|e| anyhow!("cannot load the template {}: {e:?}", template.display()))?;
     let tera = Arc::new(tera);
     let sources = Sources {
-        stations: ctx.global_table("line_stations_all")?,
-        trains: ctx.global_table("trains_all")?,
-        weather: ctx.global_table("weather")?,
-        summary: ctx.global_table("turnstile_summary")?,
+        stations: ctx.global_table::<LineStationsAll>()?,
+        trains: ctx.global_table::<TrainsAll>()?,
+        weather: ctx.global_table::<Weather>()?,
+        summary: ctx.global_table::<TurnstileSummary>()?,
         cache: Arc::default(),
     };
     let with = {

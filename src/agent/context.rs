@@ -7,10 +7,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::kafka::admin::{ensure_topics, TopicSpec};
-use crate::kafka::producer::{DeliveryTag, OutRecord};
+use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::Port;
-use crate::table::{Table, TableError};
+use crate::table::{Table, TableError, TableSpec};
 
 use super::env::AgentEnv;
 use super::status::AgentStatus;
@@ -25,7 +25,7 @@ pub enum SendError {
     #[error("cannot enqueue a record for topic {topic}: {source}")]
     Enqueue {
         topic: String,
-        source: rdkafka::error::KafkaError,
+        source: EnqueueError,
     },
 }
 
@@ -104,19 +104,15 @@ impl AgentContext {
             })
     }
 
-    /// The table `name` with key type `K` and value type `V` (as declared in `tables/`).
+    /// The table `T` declared in `tables/` (`register_table!`), typed by its declaration.
     /// The agent that writes a table reads and writes it in the partition of the event
     /// in hand; any agent reads a global table.
-    pub fn table<K, V>(&self, name: &str) -> Result<Table<K, V>, TableError>
-    where
-        K: Serialize + DeserializeOwned + 'static,
-        V: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn table<T: TableSpec>(&self) -> Result<Table<T::Key, T::Value>, TableError> {
         let rt = self
             .env
             .tables
-            .get(name)
-            .ok_or_else(|| TableError::Unknown(name.to_string()))?
+            .get(T::NAME)
+            .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
             .clone();
         Table::bind(
             rt,

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use super::coordinator::Coordinator;
 use crate::codec::CodecCache;
-use crate::kafka::SharedProducer;
+use crate::stream::sink::Producer;
 use crate::settings::Settings;
 use crate::table::TableManager;
 
 pub struct AgentEnv {
     pub settings: Arc<Settings>,
-    /// The worker's one producer.
-    pub producer: SharedProducer,
+    /// Where records go: the worker's one Kafka producer (or the test driver's topics).
+    pub producer: Producer,
     pub codecs: Arc<CodecCache>,
     pub tables: Arc<TableManager>,
     /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.

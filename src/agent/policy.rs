@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::kafka::producer::{DeliveryTag, OutRecord, SharedProducer};
+use crate::stream::sink::{DeliveryTag, OutRecord, Producer};
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::ErrorPolicy;
 use crate::stream::ack::AckToken;
@@ -96,7 +96,7 @@ pub struct ErrorHandler {
     pub policy: ErrorPolicy,
     pub agent: String,
     pub dead_letter_topic: String,
-    producer: SharedProducer,
+    producer: Producer,
     status: Arc<AgentStatus>,
     /// Under exactly-once a dead letter is part of the transaction, not tied to a token.
     transactional: bool,
@@ -108,7 +108,7 @@ impl ErrorHandler {
         policy: ErrorPolicy,
         agent: &str,
         dead_letter_topic: String,
-        producer: SharedProducer,
+        producer: Producer,
         status: Arc<AgentStatus>,
         transactional: bool,
     ) -> Self {

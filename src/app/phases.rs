@@ -125,7 +125,7 @@ pub(super) async fn build_state(
     let codecs = Arc::new(CodecCache::new(settings.clone(), schema_registry));
     let env = Arc::new(AgentEnv {
         settings: settings.clone(),
-        producer: producer.clone(),
+        producer: Arc::new(producer.clone()),
         codecs: codecs.clone(),
         tables: tables.clone(),
         coordinator: transactions.clone().map(|t| t as Arc<dyn Coordinator>),
@@ -280,7 +280,7 @@ pub(super) async fn shut_down(
     shared.tables.close_all();
     if let Err(e) = shared
         .producer
-        .flush(shared.settings.app.shutdown_timeout)
+        .flush_all(shared.settings.app.shutdown_timeout)
         .await
     {
         tracing::error!("producer flush at shutdown failed: {e}");

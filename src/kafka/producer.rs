@@ -12,42 +12,11 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::{ProcessingGuarantee, Settings};
-use crate::stream::ack::AckToken;
 use crate::stream::event::Headers;
+pub use crate::stream::sink::{DeliveryObserver, DeliveryTag, EnqueueError, OnDelivery, OutRecord, RecordSink};
 
 use super::client::{client_config, ClientKind};
 use super::names::Names;
-
-/// A record ready to be produced.
-#[derive(Debug, Clone, Default)]
-pub struct OutRecord {
-    pub topic: String,
-    pub partition: Option<i32>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Headers,
-    pub timestamp: Option<i64>,
-}
-
-/// Called with the record's offset once delivered, or the error.
-pub type OnDelivery = Box<dyn FnOnce(Result<i64, String>) + Send + Sync>;
-
-/// Who is told that a record could not be delivered, besides its event's token: an
-/// agent's counters. The producer sits below the agents and sees them only through this.
-pub trait DeliveryObserver: Send + Sync {
-    /// The name the logs give it (an agent's).
-    fn name(&self) -> &str;
-    fn delivery_failed(&self);
-}
-
-/// Who a record was produced for: the event to ack, the agent to count against, and
-/// what to do once the broker has it (a table applies its write).
-#[derive(Default)]
-pub struct DeliveryTag {
-    pub token: Option<AckToken>,
-    pub observer: Option<Arc<dyn DeliveryObserver>>,
-    pub on_delivery: Option<OnDelivery>,
-}
 
 /// The producer's callbacks. A failed delivery is logged through a throttle: when the
 /// broker goes away, every record in flight fails at once.
@@ -180,7 +149,7 @@ impl SharedProducer {
     }
 
     /// Waits until every enqueued record is delivered or failed.
-    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+    pub async fn flush_all(&self, timeout: Duration) -> Result<(), KafkaError> {
         let p = self.inner.clone();
         tokio::task::spawn_blocking(move || p.flush(timeout))
             .await
@@ -210,4 +179,23 @@ fn to_owned_headers(h: &Headers) -> Option<OwnedHeaders> {
         out = out.insert(Header { key: k, value: v });
     }
     Some(out)
+}
+
+#[async_trait::async_trait]
+impl RecordSink for SharedProducer {
+    async fn send(&self, rec: &OutRecord, tag: DeliveryTag) -> Result<(), EnqueueError> {
+        SharedProducer::send(self, rec, tag)
+            .await
+            .map_err(|e| EnqueueError(e.to_string()))
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<(), EnqueueError> {
+        self.flush_all(timeout)
+            .await
+            .map_err(|e| EnqueueError(e.to_string()))
+    }
+
+    fn in_flight(&self) -> i32 {
+        SharedProducer::in_flight(self)
+    }
 }

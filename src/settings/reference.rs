@@ -119,6 +119,8 @@ pub fn reference() -> Vec<SettingDoc> {
         s("tables.<name>.global", "boolean", lit(false), "every worker holds the whole table, read-only"),
         s("tables.<name>.source_topic", "string", "the table's changelog", "the topic a global table follows"),
         s("tables.<name>.mirrors", "string", "—", "a global table (without `source_topic`) that follows the changelog of this other table"),
+        s("store.backend", "`rocksdb` or `memory`", "`rocksdb`", "where table state lives: RocksDB under `app.state_dir`, or memory only (rebuilt from the changelog at every start)"),
+        s("store.cache_entries", "integer", "`0`", "entries of the read cache in front of each table partition's store (least recently used out first); 0: no cache"),
         s("store.block_cache_mb", "integer", lit(store.block_cache_mb), "one block cache for all stores (memtables are charged to it)"),
         s("store.write_buffer_mb", "integer", lit(store.write_buffer_mb), "one write-buffer budget for all stores"),
         s("store.flush_interval", "duration", dur(store.flush_interval), "how often stores are flushed (bounds the replay after a crash)"),

@@ -3,10 +3,12 @@
 pub mod ack;
 pub mod event;
 pub mod owner;
+pub mod sink;
 pub mod timer;
 pub mod typed;
 
 pub use event::{Event, Headers, RawEvent};
 pub use owner::{Disposition, FailureKind, StreamOwner};
+pub use sink::{DeliveryObserver, DeliveryTag, EnqueueError, OutRecord, Producer, RecordSink};
 pub use timer::Tick;
 pub use typed::{Port, Stream, StreamError};

@@ -1,5 +1,8 @@
-//! Table declarations: a file under `tables/` names a table and its key and value types
-//! with `register_table!`; the settings give it partitions, changelog and codecs.
+//! Table declarations: a file under `tables/` declares each table once, with
+//! `register_table!(pub Counts = "counts", String => u64)`: a type `Counts` that names the
+//! table and carries its key and value types ([`TableSpec`]), so that an agent's
+//! `ctx.table::<Counts>()` is typed by the compiler — no name repeated, no run-time type
+//! check. The settings give the table its partitions, changelog and codecs.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +18,13 @@ pub struct TableDecl {
     pub value_type: &'static str,
     /// Checks that a JSON value is a valid key and returns it normalised.
     pub parse_key: fn(serde_json::Value) -> Result<serde_json::Value, String>,
-    pub key_id: fn() -> std::any::TypeId,
-    pub value_id: fn() -> std::any::TypeId,
+}
+
+/// A declared table: its name and its key and value types.
+pub trait TableSpec: 'static {
+    const NAME: &'static str;
+    type Key: Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Value: Serialize + DeserializeOwned + Send + Sync + 'static;
 }
 
 impl TableDecl {
@@ -26,8 +34,6 @@ impl TableDecl {
         key_type: &'static str,
         value_type: &'static str,
         parse_key: fn(serde_json::Value) -> Result<serde_json::Value, String>,
-        key_id: fn() -> std::any::TypeId,
-        value_id: fn() -> std::any::TypeId,
     ) -> Self {
         Self {
             name,
@@ -35,21 +41,17 @@ impl TableDecl {
             key_type,
             value_type,
             parse_key,
-            key_id,
-            value_id,
         }
     }
 
-    /// A declaration for code-registered tables (tests, embedding).
-    pub fn of<K: Serialize + DeserializeOwned + 'static, V: 'static>(name: &'static str) -> Self {
+    /// The declaration of `T`, for tables registered in code (tests, embedding).
+    pub fn of<T: TableSpec>() -> Self {
         Self::new(
-            name,
+            T::NAME,
             "<registered in code>",
-            std::any::type_name::<K>(),
-            std::any::type_name::<V>(),
-            parse_key_as::<K>,
-            std::any::TypeId::of::<K>,
-            std::any::TypeId::of::<V>,
+            std::any::type_name::<T::Key>(),
+            std::any::type_name::<T::Value>(),
+            parse_key_as::<T::Key>,
         )
     }
 
@@ -79,10 +81,22 @@ pub fn parse_key_as<K: Serialize + DeserializeOwned>(
 
 inventory::collect!(TableDecl);
 
-/// Declares a table: `register_table!("counts", String, u64);`
+/// Declares a table once: `register_table!(pub Counts = "counts", String => u64);` makes
+/// the type `Counts` (a [`TableSpec`]) and registers the table's name and types for the
+/// settings check, `/tables` and the CLI.
 #[macro_export]
 macro_rules! register_table {
-    ($name:literal, $key:ty, $value:ty) => {
+    ($(#[$meta:meta])* $vis:vis $spec:ident = $name:literal, $key:ty => $value:ty) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $spec;
+
+        impl $crate::table::TableSpec for $spec {
+            const NAME: &'static str = $name;
+            type Key = $key;
+            type Value = $value;
+        }
+
         $crate::inventory::submit! {
             $crate::table::TableDecl::new(
                 $name,
@@ -90,8 +104,6 @@ macro_rules! register_table {
                 stringify!($key),
                 stringify!($value),
                 $crate::table::decl::parse_key_as::<$key>,
-                ::std::any::TypeId::of::<$key>,
-                ::std::any::TypeId::of::<$value>,
             )
         }
     };

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::decl::TableDecl;
 use super::partition::{RecoveryProgress, RecoveryState, TablePartition};
 use super::recovery::{recover, ReaderConsumer, ReaderContext, RecoverySpec};
-use super::store::{Change, Store, StoreEnv};
+use super::store::{Change, StoreFactory, StoreMeter};
 use super::TableError;
 use crate::codec::{codec_for, Codec, Part};
 use crate::kafka::client::{client_config, ClientKind};
@@ -37,6 +37,8 @@ pub struct TableRuntime {
     held: RwLock<BTreeMap<i32, Arc<TablePartition>>>,
     dir: PathBuf,
     transactional: bool,
+    /// Operations on the table's stores, all partitions together.
+    pub meter: Arc<StoreMeter>,
     /// Bumped whenever a global table applies changes, for views that push updates.
     version: watch::Sender<u64>,
 }
@@ -82,8 +84,8 @@ impl TableRuntime {
     }
 
     /// Opens the store of partition `p` (recovery is the caller's next step).
-    pub fn open(&self, env: &StoreEnv, p: i32) -> Result<Arc<TablePartition>, TableError> {
-        let store = Store::open(env, &self.store_path(p))?;
+    pub fn open(&self, stores: &StoreFactory, p: i32) -> Result<Arc<TablePartition>, TableError> {
+        let store = stores.open(&self.store_path(p), self.meter.clone())?;
         let part = Arc::new(TablePartition::new(
             self.name.clone(),
             p,
@@ -140,7 +142,7 @@ impl TableRuntime {
 
 /// All tables of the worker and the memory they share.
 pub struct TableManager {
-    pub env: StoreEnv,
+    pub stores: StoreFactory,
     pub settings: Arc<Settings>,
     tables: BTreeMap<String, Arc<TableRuntime>>,
 }
@@ -151,10 +153,12 @@ impl TableManager {
         decls: &super::decl::TableRegistry,
         registry: Option<&Arc<crate::codec::SchemaRegistryClient>>,
     ) -> Result<Self, TableError> {
-        let env = StoreEnv::new(
+        let mut stores = StoreFactory::new(
+            settings.store.backend,
             settings.store.block_cache_mb << 20,
             settings.store.write_buffer_mb << 20,
         );
+        stores.cache_entries = settings.store.cache_entries;
         let dir = settings.state_dir().join("tables");
         let mut tables = BTreeMap::new();
         for (name, t) in &settings.tables {
@@ -183,11 +187,12 @@ impl TableManager {
                     transactional: settings.app.processing_guarantee
                         == crate::settings::ProcessingGuarantee::ExactlyOnce,
                     version: watch::channel(0).0,
+                    meter: Arc::default(),
                 }),
             );
         }
         Ok(Self {
-            env,
+            stores,
             settings,
             tables,
         })
@@ -212,7 +217,7 @@ impl TableManager {
 
     /// Opens and recovers partition `p` of `table` (blocking: run it off the runtime).
     pub fn assign_blocking(&self, table: &TableRuntime, p: i32) -> Result<u64, TableError> {
-        let part = table.open(&self.env, p)?;
+        let part = table.open(&self.stores, p)?;
         let spec = RecoverySpec {
             settings: &self.settings,
             changelog: &table.changelog,
@@ -278,7 +283,7 @@ impl TableManager {
 
     /// Bytes held by the shared block cache and memtables.
     pub fn memory_usage(&self) -> usize {
-        self.env.memory_usage()
+        self.stores.memory_usage()
     }
 
     /// What RocksDB holds in memory for every table partition of this worker.
@@ -289,11 +294,11 @@ impl TableManager {
             .filter_map(|p| p.store())
             .collect();
         StoreMemory {
-            cache_bytes: self.env.memory_usage() as u64,
-            cache_pinned_bytes: self.env.pinned_usage() as u64,
-            cache_capacity_bytes: self.env.block_cache_bytes as u64,
-            memtable_bytes: stores.iter().map(|s| s.memtable_bytes()).sum(),
-            table_reader_bytes: stores.iter().map(|s| s.table_reader_bytes()).sum(),
+            cache_bytes: self.stores.memory_usage() as u64,
+            cache_pinned_bytes: self.stores.pinned_usage() as u64,
+            cache_capacity_bytes: self.stores.rocks.block_cache_bytes as u64,
+            memtable_bytes: stores.iter().map(|s| s.stats().memtable_bytes).sum(),
+            table_reader_bytes: stores.iter().map(|s| s.stats().table_reader_bytes).sum(),
             stores: stores.len(),
         }
     }
@@ -346,7 +351,7 @@ fn follow(
     shutdown: watch::Receiver<bool>,
     ready: &mut Ready,
 ) -> Result<(), TableError> {
-    let part = table.open(&manager.env, -1)?;
+    let part = table.open(&manager.stores, -1)?;
     let mut cfg = client_config(&manager.settings, ClientKind::Consumer);
     cfg.remove("partition.assignment.strategy");
     cfg.set("enable.partition.eof", "true");

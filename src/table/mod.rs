@@ -1,5 +1,7 @@
-//! Tables: key/value state kept in RocksDB per partition and mirrored to a compacted
+//! Tables: key/value state kept per partition in a layered store (`store`: RocksDB or
+//! memory, cached, metered; `partition`: change-logging) and mirrored to a compacted
 //! changelog topic, so it survives crashes and follows partitions between workers.
+//! [`Table`] only types (codecs) and routes (the partition of the event in hand).
 //!
 //! A table is written by one agent and co-partitioned with that agent's sources: a
 //! write made while processing an event of partition `p` goes to table partition `p`.
@@ -18,11 +20,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
-pub use decl::{TableDecl, TableRegistry};
+pub use decl::{TableDecl, TableRegistry, TableSpec};
 pub use manager::{TableManager, TableRuntime};
 pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
 
-use crate::kafka::producer::{DeliveryObserver, DeliveryTag, OutRecord, SharedProducer};
+use crate::stream::sink::{DeliveryObserver, Producer};
 use crate::stream::Port;
 
 #[derive(Debug, Error)]
@@ -37,14 +39,6 @@ pub enum TableError {
     Undeclared(String),
     #[error("no table named '{0}' in the settings ([tables.{0}])")]
     Unknown(String),
-    #[error("table {table} is declared as <{declared_key}, {declared_value}>, not <{asked_key}, {asked_value}>")]
-    WrongTypes {
-        table: String,
-        declared_key: &'static str,
-        declared_value: &'static str,
-        asked_key: &'static str,
-        asked_value: &'static str,
-    },
     #[error("agent {agent} cannot use table {table}: {reason}")]
     NotAllowed {
         table: String,
@@ -61,26 +55,10 @@ pub enum TableError {
     Closed,
 }
 
-/// The table was declared (`register_table!`) with key type `K` and value type `V`.
-fn check_types<K: 'static, V: 'static>(rt: &TableRuntime) -> Result<(), TableError> {
-    let d = &rt.decl;
-    if (d.key_id)() != std::any::TypeId::of::<K>() || (d.value_id)() != std::any::TypeId::of::<V>()
-    {
-        return Err(TableError::WrongTypes {
-            table: rt.name.to_string(),
-            declared_key: d.key_type,
-            declared_value: d.value_type,
-            asked_key: std::any::type_name::<K>(),
-            asked_value: std::any::type_name::<V>(),
-        });
-    }
-    Ok(())
-}
-
 /// An agent's handle on a table.
 pub struct Table<K, V> {
     rt: Arc<TableRuntime>,
-    producer: SharedProducer,
+    producer: Producer,
     port: Arc<Port>,
     /// The writing agent, counting failed changelog deliveries.
     observer: Arc<dyn DeliveryObserver>,
@@ -109,11 +87,10 @@ where
     pub(crate) fn bind(
         rt: Arc<TableRuntime>,
         agent: &str,
-        producer: SharedProducer,
+        producer: Producer,
         port: Arc<Port>,
         observer: Arc<dyn DeliveryObserver>,
     ) -> Result<Self, TableError> {
-        check_types::<K, V>(&rt)?;
         let writable = rt.settings.agent.as_deref() == Some(agent);
         if !writable && !rt.is_global() {
             return Err(TableError::NotAllowed {
@@ -222,35 +199,19 @@ where
         }
         let part = self.partition()?;
         let k = self.encode_key(key).await?;
-        let seq = part.stage(k.clone(), value.clone());
-        let rec = OutRecord {
-            topic: self.rt.changelog.clone(),
-            partition: Some(part.partition),
-            key: Some(k.clone()),
-            value: value.clone(),
-            ..OutRecord::default()
-        };
-        let applied = part.clone();
-        let staged_key = k;
-        let tag = DeliveryTag {
-            token: self.port.delivery_token(),
-            observer: Some(self.observer.clone()),
-            on_delivery: Some(Box::new(move |result| match result {
-                Ok(offset) => applied.applied(&staged_key, value.as_deref(), offset, seq),
-                Err(_) => applied.unstage(&staged_key, seq),
-            })),
-        };
-        if let Err(e) = self.producer.send(&rec, tag).await {
-            // The tag (and its unstaging) was dropped with the record: unstage here.
-            if let Some(k) = rec.key.as_deref() {
-                part.unstage(k, seq);
-            }
-            return Err(TableError::Changelog {
-                table: self.rt.name.to_string(),
-                message: e.to_string(),
-            });
-        }
-        Ok(())
+        part.write(
+            self.producer.as_ref(),
+            &self.rt.changelog,
+            k,
+            value,
+            self.port.delivery_token(),
+            self.observer.clone(),
+        )
+        .await
+        .map_err(|e| TableError::Changelog {
+            table: self.rt.name.to_string(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -275,8 +236,7 @@ where
     K: Serialize + DeserializeOwned + 'static,
     V: Serialize + DeserializeOwned + 'static,
 {
-    pub fn bind(rt: Arc<TableRuntime>) -> Result<Self, TableError> {
-        check_types::<K, V>(&rt)?;
+    pub(crate) fn bind(rt: Arc<TableRuntime>) -> Result<Self, TableError> {
         if !rt.is_global() {
             return Err(TableError::NotAllowed {
                 table: rt.name.to_string(),

@@ -1,9 +1,10 @@
-//! A table partition held by this worker: its store, the writes staged while their
-//! changelog records are on the way, and its recovery progress.
+//! A table partition held by this worker, and the change-logging layer of its store: the
+//! writes staged while their changelog records are on the way, and its recovery progress.
 //!
-//! A write is staged at once (so the agent reads its own writes) and applied to RocksDB,
-//! together with its changelog offset, when the broker has the record. The store thus
-//! never holds a write the changelog does not.
+//! A write is staged at once (so the agent reads its own writes), sent to the changelog,
+//! and applied to the store below (metered, cached, RocksDB or memory), together with its
+//! changelog offset, when the broker has the record. The store thus never holds a write
+//! the changelog does not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::store::{Change, Entry, Store, StoreError};
+use super::store::{Change, Entry, SharedStore, StoreError};
+use crate::stream::ack::AckToken;
+use crate::stream::sink::{DeliveryObserver, DeliveryTag, EnqueueError, OutRecord, RecordSink};
 
 /// Writes on their way to the changelog: key → (sequence, value; `None` = removal).
 type Staged = HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>;
@@ -60,7 +63,7 @@ impl Default for RecoveryProgress {
 pub struct TablePartition {
     pub table: Arc<str>,
     pub partition: i32,
-    store: RwLock<Option<Arc<Store>>>,
+    store: RwLock<Option<SharedStore>>,
     staged: Mutex<Staged>,
     seq: AtomicU64,
     closed: AtomicBool,
@@ -72,11 +75,11 @@ pub struct TablePartition {
 }
 
 impl TablePartition {
-    pub fn new(table: Arc<str>, partition: i32, store: Store, transactional: bool) -> Self {
+    pub fn new(table: Arc<str>, partition: i32, store: SharedStore, transactional: bool) -> Self {
         Self {
             table,
             partition,
-            store: RwLock::new(Some(Arc::new(store))),
+            store: RwLock::new(Some(store)),
             staged: Mutex::default(),
             seq: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -86,7 +89,7 @@ impl TablePartition {
         }
     }
 
-    pub fn store(&self) -> Option<Arc<Store>> {
+    pub fn store(&self) -> Option<SharedStore> {
         self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -106,6 +109,46 @@ impl TablePartition {
             Some(s) => s.get(key),
             None => Ok(None),
         }
+    }
+
+    /// Writes `key` (`None`: removes it): staged at once, sent to `changelog` through
+    /// `sink` with the event's `token`, applied to the store once delivered (under
+    /// exactly-once, once the transaction commits).
+    pub async fn write(
+        self: &Arc<Self>,
+        sink: &dyn RecordSink,
+        changelog: &str,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        token: Option<AckToken>,
+        observer: Arc<dyn DeliveryObserver>,
+    ) -> Result<(), EnqueueError> {
+        let seq = self.stage(key.clone(), value.clone());
+        let rec = OutRecord {
+            topic: changelog.to_string(),
+            partition: Some(self.partition),
+            key: Some(key.clone()),
+            value: value.clone(),
+            ..OutRecord::default()
+        };
+        let applied = self.clone();
+        let staged_key = key;
+        let tag = DeliveryTag {
+            token,
+            observer: Some(observer),
+            on_delivery: Some(Box::new(move |result| match result {
+                Ok(offset) => applied.applied(&staged_key, value.as_deref(), offset, seq),
+                Err(_) => applied.unstage(&staged_key, seq),
+            })),
+        };
+        if let Err(e) = sink.send(&rec, tag).await {
+            // The tag (and its unstaging) was dropped with the record: unstage here.
+            if let Some(k) = rec.key.as_deref() {
+                self.unstage(k, seq);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Stages a write; returns its sequence number for `applied`.
@@ -247,14 +290,11 @@ impl TablePartition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::store::StoreEnv;
+    use crate::table::store::MemoryStore;
 
     #[test]
     fn staged_writes_count_and_scan_like_reads_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let env = StoreEnv::new(8 << 20, 4 << 20);
-        let part =
-            TablePartition::new("t".into(), 0, Store::open(&env, dir.path()).unwrap(), false);
+        let part = TablePartition::new("t".into(), 0, Arc::new(MemoryStore::new("t-0")), false);
         let a = part.stage(b"a".to_vec(), Some(b"1".to_vec()));
         part.applied(b"a", Some(b"1"), 0, a);
         part.stage(b"b".to_vec(), Some(b"2".to_vec()));

@@ -77,14 +77,16 @@ fn list(s: &WorkerState) -> Value {
                 "key_codec": t.settings.key_codec.to_string(),
                 "value_codec": t.settings.value_codec.to_string(),
                 "held": t.info(),
+                "store_operations": t.meter.reading(),
             })
         })
         .collect();
     json!({
         "tables": tables,
         "store_memory": {
-            "block_cache_bytes": s.tables.env.block_cache_bytes,
-            "write_buffer_bytes": s.tables.env.write_buffer_bytes,
+            "backend": s.settings.store.backend,
+            "block_cache_bytes": s.tables.stores.rocks.block_cache_bytes,
+            "write_buffer_bytes": s.tables.stores.rocks.write_buffer_bytes,
             "in_use_bytes": s.tables.memory_usage(),
         }
     })

@@ -5,13 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::watch;
 use warp::filters::BoxedFilter;
 
 use crate::settings::Settings;
-use crate::table::{GlobalTable, TableError};
+use crate::table::{GlobalTable, TableError, TableSpec};
 use crate::worker::WorkerState;
 
 /// What a view is built from.
@@ -32,16 +30,12 @@ impl ViewContext {
     }
 
     /// A global table of the settings (views read, never write).
-    pub fn global_table<K, V>(&self, name: &str) -> Result<GlobalTable<K, V>, TableError>
-    where
-        K: Serialize + DeserializeOwned + 'static,
-        V: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn global_table<T: TableSpec>(&self) -> Result<GlobalTable<T::Key, T::Value>, TableError> {
         let rt = self
             .shared
             .tables
-            .get(name)
-            .ok_or_else(|| TableError::Unknown(name.to_string()))?
+            .get(T::NAME)
+            .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
             .clone();
         GlobalTable::bind(rt)
     }

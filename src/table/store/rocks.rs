@@ -1,16 +1,16 @@
-//! One RocksDB per (table, partition). Data keys are stored under a one-byte prefix, the
-//! last applied changelog offset under a reserved key, and both change in the same
-//! `WriteBatch`: a store is always a consistent prefix of its changelog. The WAL is off —
-//! the changelog is the log — so a crash loses at most the unflushed tail, which recovery
-//! replays from the stored offset.
+//! The RocksDB store: one database per (table, partition). Data keys are stored under a
+//! one-byte prefix, the last applied changelog offset under a reserved key, and both
+//! change in the same `WriteBatch`: a store is always a consistent prefix of its
+//! changelog. The WAL is off — the changelog is the log — so a crash loses at most the
+//! unflushed tail, which recovery replays from the stored offset.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, Options, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
-use thiserror::Error;
+
+use super::{Change, Entry, KeyValueStore, StoreError, StoreStats};
 
 const DATA: u8 = 1;
 const META: u8 = 0;
@@ -24,23 +24,17 @@ fn offset_key(p: i32) -> Vec<u8> {
     k
 }
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("RocksDB store {path}: {message}")]
-    Rocks { path: String, message: String },
-}
-
 /// What every store of the process shares, so memory is bounded whatever the number of
 /// partitions: one block cache, one write-buffer budget.
 #[derive(Clone)]
-pub struct StoreEnv {
+pub struct RocksEnv {
     cache: Cache,
     write_buffers: WriteBufferManager,
     pub block_cache_bytes: usize,
     pub write_buffer_bytes: usize,
 }
 
-impl StoreEnv {
+impl RocksEnv {
     pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
         let cache = Cache::new_lru_cache(block_cache_bytes);
         // Memtables are charged to the same cache, so the two budgets are one bound.
@@ -86,20 +80,14 @@ impl StoreEnv {
     }
 }
 
-pub struct Store {
+pub struct RocksStore {
     db: DB,
     path: PathBuf,
     write: WriteOptions,
 }
 
-/// One change to apply: `None` deletes the key.
-pub type Change = (Vec<u8>, Option<Vec<u8>>);
-
-/// Encoded key and value.
-pub type Entry = (Vec<u8>, Vec<u8>);
-
-impl Store {
-    pub fn open(env: &StoreEnv, path: &Path) -> Result<Self, StoreError> {
+impl RocksStore {
+    pub fn open(env: &RocksEnv, path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| err(path, e))?;
         let db = DB::open(&env.options(), path).map_err(|e| err(path, e))?;
         let mut write = WriteOptions::default();
@@ -115,8 +103,14 @@ impl Store {
         &self.path
     }
 
+    fn int_property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
+    }
+}
+
+impl KeyValueStore for RocksStore {
     /// The offset of the last record applied from changelog partition `p`.
-    pub fn changelog_offset(&self, p: i32) -> Result<Option<i64>, StoreError> {
+    fn changelog_offset(&self, p: i32) -> Result<Option<i64>, StoreError> {
         let v = self
             .db
             .get_pinned(offset_key(p))
@@ -124,7 +118,7 @@ impl Store {
         Ok(v.and_then(|b| <[u8; 8]>::try_from(&b[..]).ok().map(i64::from_be_bytes)))
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let k = data_key(key);
         self.db
             .get_pinned(&k)
@@ -134,7 +128,7 @@ impl Store {
 
     /// Applies `changes` and records `offset` of changelog partition `p` as applied,
     /// atomically.
-    pub fn apply(&self, changes: &[Change], p: i32, offset: i64) -> Result<(), StoreError> {
+    fn apply(&self, changes: &[Change], p: i32, offset: i64) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (k, v) in changes {
             let key = data_key(k);
@@ -150,7 +144,7 @@ impl Store {
     }
 
     /// Up to `limit` entries in key order, after `after` (exclusive) when given.
-    pub fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let mut it = self.db.raw_iterator();
         match after {
             Some(a) => {
@@ -176,27 +170,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Estimated number of entries, offsets included (RocksDB's estimate).
-    pub fn estimated_keys(&self) -> u64 {
-        self.int_property("rocksdb.estimate-num-keys")
-    }
-
-    /// Bytes of this store's memtables (also charged to the shared cache).
-    pub fn memtable_bytes(&self) -> u64 {
-        self.int_property("rocksdb.cur-size-all-mem-tables")
-    }
-
-    /// Bytes of the SST readers outside the block cache (indexes and filters are cached).
-    pub fn table_reader_bytes(&self) -> u64 {
-        self.int_property("rocksdb.estimate-table-readers-mem")
-    }
-
-    fn int_property(&self, name: &str) -> u64 {
-        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
-    }
-
     /// Exact number of data keys (a full scan: for tests and small tables).
-    pub fn count_keys(&self) -> Result<u64, StoreError> {
+    fn count_keys(&self) -> Result<u64, StoreError> {
         let mut it = self.db.raw_iterator();
         it.seek([DATA]);
         let mut n = 0;
@@ -209,13 +184,13 @@ impl Store {
     }
 
     /// Persists memtables, so a clean restart replays nothing.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| err(&self.path, e))
     }
 
     /// Removes every entry and offset (a full rebuild follows). Done in place, so that
     /// readers holding the store keep a valid, if empty, database.
-    pub fn clear(&self) -> Result<(), StoreError> {
+    fn clear(&self) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         batch.delete_range([META], [DATA + 1]);
         self.db
@@ -224,6 +199,18 @@ impl Store {
         self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            estimated_keys: self.int_property("rocksdb.estimate-num-keys"),
+            memtable_bytes: self.int_property("rocksdb.cur-size-all-mem-tables"),
+            table_reader_bytes: self.int_property("rocksdb.estimate-table-readers-mem"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("RocksDB at {}", self.path.display())
+    }
+
 }
 
 fn data_key(k: &[u8]) -> Vec<u8> {
@@ -240,60 +227,24 @@ fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// A shared handle: stores are used from agents, delivery callbacks and recovery.
-pub type SharedStore = Arc<Store>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env() -> StoreEnv {
-        StoreEnv::new(8 << 20, 4 << 20)
-    }
-
     #[test]
-    fn writes_and_offset_change_together_and_survive_reopen() {
+    fn the_rocksdb_store_keeps_the_store_contract_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let env = env();
+        let env = RocksEnv::new(8 << 20, 4 << 20);
         {
-            let s = Store::open(&env, dir.path()).unwrap();
-            assert_eq!(s.changelog_offset(0).unwrap(), None);
-            s.apply(
-                &[
-                    (b"a".to_vec(), Some(b"1".to_vec())),
-                    (b"b".to_vec(), Some(b"2".to_vec())),
-                ],
-                0,
-                7,
-            )
-            .unwrap();
-            s.apply(&[(b"a".to_vec(), None)], 0, 8).unwrap();
-            s.apply(&[], 3, 100).unwrap();
+            let s = RocksStore::open(&env, dir.path()).unwrap();
+            super::super::contract::check(&s);
+            s.apply(&[(b"kept".to_vec(), Some(b"1".to_vec()))], 0, 41)
+                .unwrap();
             s.flush().unwrap();
         }
-        let s = Store::open(&env, dir.path()).unwrap();
-        assert_eq!(s.changelog_offset(0).unwrap(), Some(8));
-        assert_eq!(s.changelog_offset(3).unwrap(), Some(100));
-        assert_eq!(s.count_keys().unwrap(), 1);
-        assert_eq!(s.get(b"a").unwrap(), None);
-        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
-        s.clear().unwrap();
-        assert_eq!(s.count_keys().unwrap(), 0);
-        assert_eq!(s.changelog_offset(0).unwrap(), None);
-        assert_eq!(s.get(b"b").unwrap(), None);
-    }
-
-    #[test]
-    fn scan_pages_in_key_order_and_skips_metadata() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&env(), dir.path()).unwrap();
-        let changes: Vec<Change> = (0..10u8).map(|i| (vec![b'k', i], Some(vec![i]))).collect();
-        s.apply(&changes, 0, 1).unwrap();
-        let first = s.scan(None, 4).unwrap();
-        assert_eq!(first.len(), 4);
-        assert_eq!(first[0].0, vec![b'k', 0]);
-        let next = s.scan(Some(&first[3].0), 100).unwrap();
-        assert_eq!(next.len(), 6);
-        assert_eq!(next[0].0, vec![b'k', 4]);
+        let s = RocksStore::open(&env, dir.path()).unwrap();
+        assert_eq!(s.changelog_offset(0).unwrap(), Some(41));
+        assert_eq!(s.get(b"kept").unwrap(), Some(b"1".to_vec()));
     }
 }
