@@ -24,6 +24,7 @@ pub mod services;
 pub mod settings;
 pub mod stream;
 pub mod table;
+pub mod testing;
 pub mod transactions;
 pub mod web;
 pub mod worker;

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::kafka::admin::{ensure_topics, TopicSpec};
-use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
+use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::stream::Port;
 use crate::table::{Table, TableError, TableSpec};
 
@@ -23,10 +23,7 @@ pub enum SendError {
         source: crate::codec::CodecError,
     },
     #[error("cannot enqueue a record for topic {topic}: {source}")]
-    Enqueue {
-        topic: String,
-        source: EnqueueError,
-    },
+    Enqueue { topic: String, source: EnqueueError },
 }
 
 /// Handed to each agent instance; cheap to clone.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::coordinator::Coordinator;
 use crate::codec::CodecCache;
-use crate::stream::sink::Producer;
 use crate::settings::Settings;
+use crate::stream::sink::Producer;
 use crate::table::TableManager;
 
 pub struct AgentEnv {

@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use crate::stream::sink::{DeliveryTag, OutRecord, Producer};
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::ErrorPolicy;
 use crate::stream::ack::AckToken;
 use crate::stream::event::RawEvent;
 use crate::stream::owner::StreamOwner;
+use crate::stream::sink::{DeliveryTag, OutRecord, Producer};
 
 use super::status::AgentStatus;
 

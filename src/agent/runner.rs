@@ -34,6 +34,17 @@ pub(crate) struct PreparedAgent {
     handler: Arc<ErrorHandler>,
     ports: Vec<Arc<Port>>,
     kafka: Option<KafkaSide>,
+    /// With [`Intake::External`]: the instances' queues, fed by the caller.
+    external: Vec<mpsc::Sender<Dispatched>>,
+}
+
+/// Who reads an agent's source topics and hands their events to its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intake {
+    /// The agent's own Kafka consumer (a worker).
+    Kafka,
+    /// The caller, through [`PreparedAgent::take_queues`] (the test driver).
+    External,
 }
 
 struct KafkaSide {
@@ -52,6 +63,18 @@ impl PreparedAgent {
         func: AgentFn,
         status: Arc<AgentStatus>,
         shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        Self::prepare_with(env, name, settings, func, status, shutdown, Intake::Kafka)
+    }
+
+    pub fn prepare_with(
+        env: &Arc<AgentEnv>,
+        name: &str,
+        settings: Arc<AgentSettings>,
+        func: AgentFn,
+        status: Arc<AgentStatus>,
+        shutdown: &watch::Receiver<bool>,
+        intake: Intake,
     ) -> anyhow::Result<Self> {
         let source = settings.source();
         let registry = env.codecs.registry();
@@ -75,7 +98,15 @@ impl PreparedAgent {
         ));
         let mut feeds = Vec::new();
         let mut kafka = None;
+        let mut external = Vec::new();
         match &source {
+            Source::Topics(_) | Source::Pattern(_) if intake == Intake::External => {
+                for _ in 0..settings.concurrency {
+                    let (tx, rx) = mpsc::channel(INSTANCE_QUEUE);
+                    external.push(tx);
+                    feeds.push(Feed::kafka(rx));
+                }
+            }
             Source::Timer(every) => {
                 for _ in 0..settings.concurrency {
                     feeds.push(Feed::timer(name, *every));
@@ -160,28 +191,39 @@ impl PreparedAgent {
             handler,
             ports,
             kafka,
+            external,
         })
+    }
+
+    /// The instances' queues (an external intake's); instance `i` gets the events of the
+    /// partitions that hash to it, as the Kafka intake does.
+    pub fn take_queues(&mut self) -> Vec<mpsc::Sender<Dispatched>> {
+        std::mem::take(&mut self.external)
+    }
+
+    /// Spawns the supervised instances.
+    pub fn start_instances(&self, env: &Arc<AgentEnv>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let ctx = AgentContext {
+                    env: env.clone(),
+                    name: Arc::from(self.name.as_str()),
+                    instance: i,
+                    settings: self.settings.clone(),
+                    status: self.status.clone(),
+                    port: port.clone(),
+                };
+                tokio::spawn(supervise(self.func.clone(), ctx, port.clone()))
+            })
+            .collect()
     }
 
     /// Runs until shutdown, then stops cleanly: instances finish their event, records
     /// are delivered, offsets committed.
     pub async fn run(self, env: Arc<AgentEnv>, shutdown: watch::Receiver<bool>) {
-        let mut instances = Vec::new();
-        for (i, port) in self.ports.iter().enumerate() {
-            let ctx = AgentContext {
-                env: env.clone(),
-                name: Arc::from(self.name.as_str()),
-                instance: i,
-                settings: self.settings.clone(),
-                status: self.status.clone(),
-                port: port.clone(),
-            };
-            instances.push(tokio::spawn(supervise(
-                self.func.clone(),
-                ctx,
-                port.clone(),
-            )));
-        }
+        let instances = self.start_instances(&env);
         let timeout = env.settings.app.shutdown_timeout;
         let Some(kafka) = self.kafka else {
             // A timer agent: its stream ends at shutdown; only then is it waited for.

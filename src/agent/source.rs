@@ -316,6 +316,17 @@ impl LogSite for LoopLog {
 }
 
 /// Reads the consumer and feeds the instances until shutdown.
+/// The instance of `instances` that handles `topic[partition]`: always the same one, so
+/// that a partition's events are processed in order.
+pub(crate) fn instance_for(topic: &str, partition: i32, instances: usize) -> usize {
+    if instances <= 1 {
+        return 0;
+    }
+    let mut h = DefaultHasher::new();
+    (topic, partition).hash(&mut h);
+    (h.finish() % instances as u64) as usize
+}
+
 pub(crate) struct SourceLoop {
     pub agent: String,
     pub consumer: Arc<StreamConsumer<SourceContext>>,
@@ -536,13 +547,7 @@ impl SourceLoop {
                 )
             })
             .unwrap_or_default();
-        let instance = if self.senders.len() == 1 {
-            0
-        } else {
-            let mut h = DefaultHasher::new();
-            (m.topic(), m.partition()).hash(&mut h);
-            (h.finish() % self.senders.len() as u64) as usize
-        };
+        let instance = instance_for(m.topic(), m.partition(), self.senders.len());
         let raw = RawEvent {
             key: m.key().map(Bytes::copy_from_slice),
             value: m.payload().map(Bytes::copy_from_slice),

@@ -92,7 +92,9 @@ pub struct SubjectVersion {
 }
 
 pub struct SchemaRegistryClient {
-    http: RestClient,
+    /// `None`: an in-process registry (the test driver's; Confluent's `mock://`), whose
+    /// schemas live in the caches below and nowhere else.
+    http: Option<RestClient>,
     by_id: RwLock<HashMap<i32, Arc<Schema>>>,
     ids: RwLock<HashMap<(String, String), i32>>,
 }
@@ -121,20 +123,64 @@ impl SchemaRegistryClient {
             message: e.to_string(),
         })?;
         Ok(Self {
-            http,
+            http: Some(http),
             by_id: RwLock::default(),
             ids: RwLock::default(),
         })
     }
 
+    /// A registry inside the process: schemas registered through it get ids 1, 2, ... and
+    /// are known to it alone (unit tests, the test driver).
+    pub fn in_memory() -> Self {
+        Self {
+            http: None,
+            by_id: RwLock::default(),
+            ids: RwLock::default(),
+        }
+    }
+
+    fn http(&self, path: &str) -> Result<&RestClient, RegistryError> {
+        self.http.as_ref().ok_or_else(|| RegistryError::Api {
+            url: format!("memory:{path}"),
+            status: 404,
+            error_code: 40401,
+            message: "not in the in-memory registry".into(),
+        })
+    }
+
+    /// Registers in the in-memory registry: the id it already has, else the next one.
+    fn register_locally(&self, subject: &str, schema_text: &str) -> Result<i32, RegistryError> {
+        let parsed = Schema::parse_str(schema_text).map_err(|e| RegistryError::Api {
+            url: format!("memory:/subjects/{subject}/versions"),
+            status: 422,
+            error_code: 42201,
+            message: format!("invalid schema: {e}"),
+        })?;
+        let mut ids = self.ids.write().expect("lock");
+        let canonical = parsed.canonical_form();
+        let known = ids.iter().find_map(|((_, text), id)| {
+            Schema::parse_str(text)
+                .is_ok_and(|s| s.canonical_form() == canonical)
+                .then_some(*id)
+        });
+        let id = known.unwrap_or_else(|| ids.values().max().copied().unwrap_or(0) + 1);
+        ids.insert((subject.to_string(), schema_text.to_string()), id);
+        self.by_id
+            .write()
+            .expect("lock")
+            .entry(id)
+            .or_insert_with(|| Arc::new(parsed));
+        Ok(id)
+    }
+
     /// Fewer retries, for command-line tools that should fail fast.
     pub fn with_attempts(mut self, attempts: u32) -> Self {
-        self.http = self.http.with_attempts(attempts);
+        self.http = self.http.map(|h| h.with_attempts(attempts));
         self
     }
 
     pub fn url(&self) -> &str {
-        self.http.url()
+        self.http.as_ref().map_or("memory:", RestClient::url)
     }
 
     /// Registers `schema_text` under `subject` and returns its global id. The registry
@@ -143,6 +189,9 @@ impl SchemaRegistryClient {
         let cache_key = (subject.to_string(), schema_text.to_string());
         if let Some(id) = self.ids.read().expect("lock").get(&cache_key) {
             return Ok(*id);
+        }
+        if self.http.is_none() {
+            return self.register_locally(subject, schema_text);
         }
         let path = format!("/subjects/{}/versions", encode_segment(subject));
         let body = serde_json::json!({ "schema": schema_text });
@@ -190,12 +239,13 @@ impl SchemaRegistryClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T, RegistryError> {
-        let mut call = self.http.call(method, path).accept(CONTENT_TYPE);
+        let http = self.http(path)?;
+        let mut call = http.call(method, path).accept(CONTENT_TYPE);
         if let Some(b) = body {
             call = call.body(CONTENT_TYPE, b.to_string());
         }
         let answer = call.send().await?;
-        let url = self.http.endpoint(path);
+        let url = http.endpoint(path);
         if (200..300).contains(&answer.status) {
             return serde_json::from_slice(&answer.body).map_err(|e| RegistryError::BadResponse {
                 url,

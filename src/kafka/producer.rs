@@ -13,7 +13,9 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use crate::logging::throttle::{LogSite, Summary, Throttled};
 use crate::settings::{ProcessingGuarantee, Settings};
 use crate::stream::event::Headers;
-pub use crate::stream::sink::{DeliveryObserver, DeliveryTag, EnqueueError, OnDelivery, OutRecord, RecordSink};
+pub use crate::stream::sink::{
+    DeliveryObserver, DeliveryTag, EnqueueError, OnDelivery, OutRecord, RecordSink,
+};
 
 use super::client::{client_config, ClientKind};
 use super::names::Names;

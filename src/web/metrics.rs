@@ -228,7 +228,10 @@ pub fn render(s: &WorkerState) -> String {
                 part.partition.to_string()
             };
             let l = labels(&[("table", &t.name), ("partition", &p)]);
-            let estimate = part.store().map(|st| st.stats().estimated_keys).unwrap_or(0);
+            let estimate = part
+                .store()
+                .map(|st| st.stats().estimated_keys)
+                .unwrap_or(0);
             keys.push((l.clone(), estimate as f64));
             let progress = part.progress();
             recovered.push((l.clone(), progress.records as f64));

@@ -98,7 +98,8 @@ mod tests {
     fn a_cached_miss_is_replaced_by_a_write() {
         let s = CachingStore::new(Box::new(MemoryStore::new("t")), 8);
         assert_eq!(s.get(b"k").unwrap(), None);
-        s.apply(&[(b"k".to_vec(), Some(b"v".to_vec()))], 0, 1).unwrap();
+        s.apply(&[(b"k".to_vec(), Some(b"v".to_vec()))], 0, 1)
+            .unwrap();
         assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
         s.clear().unwrap();
         assert_eq!(s.get(b"k").unwrap(), None);

@@ -210,7 +210,6 @@ impl KeyValueStore for RocksStore {
     fn describe(&self) -> String {
         format!("RocksDB at {}", self.path.display())
     }
-
 }
 
 fn data_key(k: &[u8]) -> Vec<u8> {
@@ -226,7 +225,6 @@ fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
         message: e.to_string(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
