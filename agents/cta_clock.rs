@@ -4,7 +4,6 @@
 //! topic and emit what happens in each step. A clock on a topic lets every producer see
 //! the same time, and lets a test drive one exact step.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -52,10 +51,10 @@ pub fn parse_start(start: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
         })
 }
 
-/// The process's clock: the start is fixed once and steps keep counting across agent
-/// restarts, so a restarted clock never sends simulated time backwards.
-static CLOCK_START_MS: OnceLock<i64> = OnceLock::new();
-static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
+/// "today" is the day the process started, whenever the agent restarts; steps are the
+/// timer's ticks, which keep counting across agent restarts: a restarted clock never
+/// sends simulated time backwards.
+static TODAY_MS: OnceLock<i64> = OnceLock::new();
 
 /// Publishes a `SimTick` to its first sink at every tick of its timer.
 pub async fn cta_clock(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
@@ -72,11 +71,15 @@ pub async fn cta_clock(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResul
         return Err(bad("step", "must be at least 1ms".into()));
     }
     let start = parse_start(&p.start, Utc::now()).map_err(|e| bad("start", e))?;
-    let start_ms = *CLOCK_START_MS.get_or_init(|| start.timestamp_millis());
+    let start_ms = if p.start.trim().eq_ignore_ascii_case("today") {
+        *TODAY_MS.get_or_init(|| start.timestamp_millis())
+    } else {
+        start.timestamp_millis()
+    };
     let out = ctx.sink(0)?;
     tracing::info!(start = %DateTime::from_timestamp_millis(start_ms).unwrap_or_default(), step = %p.step, "simulation clock");
     while let Some(t) = ticks.next().await? {
-        let n = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
+        let n = t.value.n;
         let tick = SimTick {
             step: n,
             sim_time_ms: start_ms + n as i64 * step.as_millis() as i64,
@@ -115,5 +118,17 @@ mod tests {
         assert!(parse_start("yesterday", now)
             .unwrap_err()
             .contains("yesterday"));
+    }
+
+    #[tokio::test]
+    async fn the_clock_ticks_five_simulated_minutes_per_timer_firing() {
+        use crate::agents::cta::driver::{self, CLOCK};
+        let mut t = driver::start(&["cta_clock"]).await;
+        t.advance(Duration::from_millis(15_010)).await.unwrap();
+        let ticks: Vec<SimTick> = t.values(CLOCK).await.unwrap();
+        assert_eq!(ticks.iter().map(|t| t.step).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(ticks[0].sim_time_ms % 86_400_000, 0, "starts at midnight UTC");
+        assert!(ticks.windows(2).all(|w| w[1].sim_time_ms - w[0].sim_time_ms == 300_000));
+        assert!(ticks.iter().all(|t| t.step_ms == 300_000));
     }
 }

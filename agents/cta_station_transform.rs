@@ -86,4 +86,41 @@ mod tests {
         assert!(serde_json::from_str::<Station>(r#"{"stop_id":1}"#).is_err());
         assert!(serde_json::from_str::<Station>(r#"{"station_id":"x"}"#).is_err());
     }
+
+    #[tokio::test]
+    async fn the_agent_keeps_stations_of_simulated_lines_by_id_and_by_line() {
+        use crate::tables::cta::LineStationsAll;
+        let mut t = crate::agents::cta::driver::start(&["cta_station_transform"]).await;
+        let topic = "org.chicago.cta.stations";
+        for json in [
+            r#"{"stop_id":30001,"station_name":"Austin","station_id":40010,"order":29,"red":false,"blue":true,"green":false}"#,
+            r#"{"stop_id":30162,"station_name":"Kimball","station_id":41290,"order":null,"red":false,"blue":false,"green":false}"#,
+            r#"{"stop_id":30173,"station_name":"Howard","station_id":40900,"order":1,"red":true,"blue":false,"green":false}"#,
+            r#"{"stop_id":1,"station_id":"not a number"}"#,
+        ] {
+            t.send_raw(topic, None, Some(json.as_bytes())).unwrap();
+        }
+        t.settle().await.unwrap();
+        let by_id: Vec<(i32, String)> = t
+            .table::<Stations>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, s)| (id, s.line))
+            .collect();
+        assert_eq!(by_id, [(40010, "blue".into()), (40900, "red".into())]);
+        let by_line: Vec<String> = t
+            .table::<LineStationsAll>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(by_line, ["blue:40010", "red:40900"], "the global table follows");
+        let s = t.status("cta_station_transform").unwrap();
+        assert_eq!((s.events_in, s.filtered, s.dead_lettered), (4, 1, 1));
+        assert_eq!(t.dead_letters("cta_station_transform").len(), 1);
+        // The stations changelog is the original's Faust output topic.
+        assert_eq!(t.records("org.chicago.cta.stations.table.v1").len(), 2);
+    }
 }

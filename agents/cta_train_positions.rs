@@ -97,4 +97,41 @@ mod tests {
             "an older arrival read late"
         );
     }
+
+    #[tokio::test]
+    async fn a_train_is_where_its_latest_arrival_puts_it_whatever_the_topic_order() {
+        use crate::agents::cta::driver::{self, key_at};
+        let mut t = driver::start(&["cta_train_positions"]).await;
+        // One tick announces the start (b) and the first move (a): equal key times. The
+        // driver reads topic a before topic b, so the start is read late.
+        let start = arrival(40890, "b", None);
+        let moved = arrival(40820, "b", Some((40890, "b")));
+        let topic = |s: &str| format!("org.chicago.cta.station.arrivals.{s}");
+        t.send(&topic("b"), Some(&key_at(1_000)), &start).await.unwrap();
+        t.send(&topic("a"), Some(&key_at(1_000)), &moved).await.unwrap();
+        t.settle().await.unwrap();
+        let trains = t.table::<Trains>().await.unwrap();
+        assert_eq!(trains.len(), 1);
+        assert_eq!((trains[0].1.station_id, trains[0].1.at_ms), (40820, 1_000));
+        assert_eq!(t.status("cta_train_positions").unwrap().filtered, 1);
+        // The next step, and an old arrival of another train read after a newer one.
+        let mut other_new = arrival(40230, "a", None);
+        other_new.train_id = "BL001".into();
+        let mut other_old = arrival(40820, "a", None);
+        other_old.train_id = "BL001".into();
+        t.send(&topic("c"), Some(&key_at(6_000)), &arrival(40230, "b", Some((40820, "b"))))
+            .await
+            .unwrap();
+        t.send(&topic("d"), Some(&key_at(9_000)), &other_new).await.unwrap();
+        t.send(&topic("e"), Some(&key_at(2_000)), &other_old).await.unwrap();
+        t.settle().await.unwrap();
+        let at: Vec<(String, i32)> = t
+            .table::<Trains>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, p)| (id, p.station_id))
+            .collect();
+        assert_eq!(at, [("BL000".into(), 40230), ("BL001".into(), 40230)]);
+    }
 }

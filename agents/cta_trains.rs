@@ -106,4 +106,45 @@ mod tests {
             assert_eq!(back, v);
         }
     }
+
+    #[tokio::test]
+    async fn every_train_moves_one_station_per_tick_on_its_stations_topics() {
+        use std::collections::BTreeMap;
+
+        use crate::agents::cta::driver;
+        let mut t = driver::start(&["cta_trains"]).await;
+        driver::run_clock(&mut t, 1_764_547_200_000, 0..3).await;
+        let mut by_train: BTreeMap<String, Vec<ArrivalValue>> = BTreeMap::new();
+        let mut topics = 0;
+        for topic in t.topics() {
+            let Some(suffix) = topic.strip_prefix("org.chicago.cta.station.arrivals.") else {
+                continue;
+            };
+            topics += 1;
+            for (key, a) in t.keyed::<EventKey, ArrivalValue>(&topic).await.unwrap() {
+                assert!(key.is_some(), "arrivals are keyed");
+                assert!(!suffix.is_empty());
+                by_train.entry(a.train_id.clone()).or_default().push(a);
+            }
+        }
+        let lines = build_lines(&project_data());
+        let stations: usize = lines.iter().map(|l| l.stations.len()).sum();
+        assert!(topics > 0 && topics <= stations, "one topic per station");
+        assert_eq!(by_train.len(), lines.len() * 10, "ten trains a line");
+        for (train, arrivals) in &by_train {
+            // Where it starts, then one arrival per tick (three ticks).
+            assert_eq!(arrivals.len(), 4, "{train}: {arrivals:?}");
+            assert!(arrivals.iter().all(|a| a.train_status == "in_service"));
+            let starts = arrivals.iter().filter(|a| a.prev_station_id.is_none()).count();
+            assert_eq!(starts, 1, "{train}");
+            for a in arrivals.iter().filter(|a| a.prev_station_id.is_some()) {
+                let prev = a.prev_station_id.unwrap();
+                assert!(
+                    arrivals.iter().any(|b| b.station_id == prev),
+                    "{train} arrived at {} from {prev}, where it never was",
+                    a.station_id
+                );
+            }
+        }
+    }
 }

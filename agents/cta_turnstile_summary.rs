@@ -29,3 +29,56 @@ pub async fn cta_turnstile_summary(
     Ok(())
 }
 register_agent!("cta_turnstile_summary", cta_turnstile_summary);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::agents::cta::driver::{self, key_at};
+    use crate::tables::cta::TurnstileSummary;
+
+    const TOPIC: &str = "org.chicago.cta.turnstile.v1";
+
+    async fn enter(t: &cta_stream::testing::TestDriver, station_id: i32, n: usize) {
+        let v = TurnstileValue {
+            station_id,
+            station_name: format!("station {station_id}"),
+            line: "blue".into(),
+        };
+        for _ in 0..n {
+            t.send(TOPIC, Some(&key_at(1_000)), &v).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_are_counted_per_station_exactly_once_across_a_crash() {
+        let mut t = driver::start(&["cta_turnstile_summary"]).await;
+        enter(&t, 40010, 3).await;
+        enter(&t, 40900, 2).await;
+        t.settle().await.unwrap();
+        // A crash after the next entries were counted and written, before their acks.
+        t.hold_deliveries();
+        enter(&t, 40010, 4).await;
+        t.settle().await.unwrap();
+        t.crash().await.unwrap();
+        let counts: BTreeMap<i32, i64> = t.table::<TurnstileCounts>().await.unwrap().into_iter().collect();
+        assert_eq!(counts, BTreeMap::from([(40010, 7), (40900, 2)]));
+        // TURNSTILE_SUMMARY as KSQL wrote it: the station id as text, each new count.
+        let summary = t.keyed::<String, StationCount>("TURNSTILE_SUMMARY").await.unwrap();
+        assert_eq!(summary.len(), 9, "one record per entry, none twice");
+        let last: BTreeMap<String, i64> = summary
+            .into_iter()
+            .map(|(k, v)| (k.unwrap(), v.COUNT))
+            .collect();
+        assert_eq!(last, BTreeMap::from([("40010".into(), 7), ("40900".into(), 2)]));
+        let followed: Vec<(String, i64)> = t
+            .table::<TurnstileSummary>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.COUNT))
+            .collect();
+        assert_eq!(followed, [("40010".into(), 7), ("40900".into(), 2)]);
+    }
+}

@@ -7,3 +7,6 @@ pub mod data;
 pub mod model;
 pub mod producer;
 pub mod records;
+
+#[cfg(test)]
+pub mod driver;

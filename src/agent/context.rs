@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::kafka::admin::{ensure_topics, TopicSpec};
+use crate::kafka::admin::TopicSpec;
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::stream::Port;
@@ -129,7 +129,7 @@ impl AgentContext {
                 TopicSpec::from_settings(&self.env.settings, n, format!("agent {}", self.name))
             })
             .collect();
-        ensure_topics(&self.env.settings, &specs).await?;
+        self.env.admin.ensure(&specs).await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::coordinator::Coordinator;
 use crate::codec::CodecCache;
+use crate::kafka::TopicAdmin;
 use crate::settings::Settings;
 use crate::stream::sink::Producer;
 use crate::table::TableManager;
@@ -15,6 +16,8 @@ pub struct AgentEnv {
     pub producer: Producer,
     pub codecs: Arc<CodecCache>,
     pub tables: Arc<TableManager>,
+    /// Creates the topics agents name at run time.
+    pub admin: Arc<dyn TopicAdmin>,
     /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
     pub coordinator: Option<Arc<dyn Coordinator>>,
 }

@@ -128,6 +128,7 @@ pub(super) async fn build_state(
         producer: Arc::new(producer.clone()),
         codecs: codecs.clone(),
         tables: tables.clone(),
+        admin: Arc::new(crate::kafka::KafkaTopicAdmin(settings.clone())),
         coordinator: transactions.clone().map(|t| t as Arc<dyn Coordinator>),
     });
     Ok(Arc::new(WorkerState {

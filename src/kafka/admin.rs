@@ -208,3 +208,20 @@ fn dedup(specs: &[TopicSpec]) -> Vec<&TopicSpec> {
         .filter(|s| seen.insert(s.name.clone()))
         .collect()
 }
+
+/// Creates topics an agent only knows at run time: through the broker's admin API, or
+/// in the test driver's broker.
+#[async_trait::async_trait]
+pub trait TopicAdmin: Send + Sync {
+    async fn ensure(&self, specs: &[TopicSpec]) -> Result<(), AdminError>;
+}
+
+/// The broker's admin API, with the worker's settings.
+pub struct KafkaTopicAdmin(pub std::sync::Arc<Settings>);
+
+#[async_trait::async_trait]
+impl TopicAdmin for KafkaTopicAdmin {
+    async fn ensure(&self, specs: &[TopicSpec]) -> Result<(), AdminError> {
+        ensure_topics(&self.0, specs).await.map(|_| ())
+    }
+}

@@ -7,7 +7,7 @@ pub mod health;
 pub mod names;
 pub mod producer;
 
-pub use admin::{ensure_topics, TopicSpec};
+pub use admin::{ensure_topics, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 pub use client::{client_config, ClientKind};
 pub use health::BrokerHealth;
 pub use names::Names;

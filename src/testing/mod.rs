@@ -206,6 +206,25 @@ impl Coordinator for MemoryTransactions {
     }
 }
 
+/// Topics agents create at run time, in the driver's broker.
+struct MemoryTopicAdmin(Arc<MemoryBroker>);
+
+#[async_trait::async_trait]
+impl crate::kafka::TopicAdmin for MemoryTopicAdmin {
+    async fn ensure(
+        &self,
+        specs: &[crate::kafka::TopicSpec],
+    ) -> Result<(), crate::kafka::admin::AdminError> {
+        for s in specs {
+            if !self.0.topics().contains(&s.name) {
+                self.0.set_partitions(&s.name, s.partitions);
+                self.0.partitions(&s.name);
+            }
+        }
+        Ok(())
+    }
+}
+
 struct RunningAgent {
     name: String,
     status: Arc<AgentStatus>,
@@ -277,6 +296,7 @@ impl TestDriver {
             producer: producer.clone() as Producer,
             codecs,
             tables: tables.clone(),
+            admin: Arc::new(MemoryTopicAdmin(self.broker.clone())),
             coordinator: txn.clone().map(|t| t as Arc<dyn Coordinator>),
         });
         let (shutdown, stop) = watch::channel(false);
@@ -437,7 +457,13 @@ impl TestDriver {
             }
         }
         self.commit_point().await;
-        Ok(())
+        // What the commit made visible reaches the global tables that follow it.
+        let w = self.worker();
+        follow_globals(
+            &self.broker,
+            &w.tables,
+            self.settings.app.processing_guarantee,
+        )
     }
 
     /// Lets `d` of virtual time pass (timers fire, backoffs end), settling at each step.
@@ -652,6 +678,11 @@ impl TestDriver {
     }
 
     // ---- reading back --------------------------------------------------------------
+
+    /// The topics of the broker, in name order.
+    pub fn topics(&self) -> Vec<String> {
+        self.broker.topics()
+    }
 
     /// Every record of `topic` a `read_committed` consumer sees, partition by partition.
     pub fn records(&self, topic: &str) -> Vec<Record> {
