@@ -170,3 +170,33 @@ async fn post(
     }
     Err(anyhow!("POST {url} failed: {last}"))
 }
+
+#[cfg(test)]
+mod driver_tests {
+    use crate::agents::cta::driver;
+    use crate::tables::cta::Weather as WeatherTable;
+
+    const TOPIC: &str = "org.chicago.cta.weather.v1";
+
+    /// Through the REST Proxy API the driver serves over its broker: one reading per
+    /// simulated hour, Avro on the weather topic, followed by the global table.
+    #[tokio::test]
+    async fn the_station_posts_one_reading_per_simulated_hour_through_the_rest_proxy() {
+        let mut t = driver::start(&["cta_weather"]).await;
+        // 2025-12-01 00:00 UTC; 25 five-minute steps cross the hour three times
+        // (00:00, 01:00, 02:00).
+        driver::run_clock(&mut t, 1_764_547_200_000, 0..25).await;
+        // Avro records, read back through the global table that follows the topic (its
+        // keys are wall-clock times: readings posted in one millisecond share one).
+        assert_eq!(t.records(TOPIC).len(), 3);
+        let held = t.table::<WeatherTable>().await.unwrap();
+        assert!(!held.is_empty());
+        let statuses = ["sunny", "partly_cloudy", "cloudy", "windy", "precipitation"];
+        for (_, w) in &held {
+            assert!(statuses.contains(&w.status.as_str()), "{w:?}");
+            assert!((-40.0..=110.0).contains(&w.temperature), "{w:?}");
+        }
+        let s = t.status("cta_weather").unwrap();
+        assert_eq!((s.events_in, s.restarts), (25, 0));
+    }
+}

@@ -37,7 +37,7 @@ pub use inventory;
 
 /// What an agent file needs.
 pub mod prelude {
-    pub use crate::agent::{AgentContext, AgentResult};
+    pub use crate::agent::{AgentContext, AgentFn, AgentResult};
     pub use crate::register_agent;
     pub use crate::register_table;
     pub use crate::stream::{Event, Stream, Tick};

@@ -57,8 +57,8 @@ mod tests {
     use crate::tables::cta::{Trains, TurnstileCounts, TurnstileSummary};
 
     /// The app as `settings.toml` registers it — clock, trains, turnstiles, their
-    /// summary, train positions, station transform — in memory for half a simulated
-    /// hour. (The weather agent posts to a REST Proxy, which the driver does not serve.)
+    /// summary, train positions, station transform, and the weather station posting to
+    /// the REST Proxy the driver serves — in memory for half a simulated hour.
     #[tokio::test]
     async fn the_whole_app_runs_in_memory() {
         let mut t = super::start(&[
@@ -68,6 +68,7 @@ mod tests {
             "cta_turnstile_summary",
             "cta_train_positions",
             "cta_station_transform",
+            "cta_weather",
         ])
         .await;
         t.advance(Duration::from_millis(30_010)).await.unwrap();
@@ -85,11 +86,16 @@ mod tests {
         assert_eq!(counted, entries, "every entry counted once");
         let summary: Vec<(String, StationCount)> = t.table::<TurnstileSummary>().await.unwrap();
         assert_eq!(summary.iter().map(|(_, c)| c.COUNT).sum::<i64>(), entries);
+        assert!(
+            !t.records("org.chicago.cta.weather.v1").is_empty(),
+            "midnight's reading"
+        );
         for a in [
             "cta_trains",
             "cta_turnstiles",
             "cta_turnstile_summary",
             "cta_train_positions",
+            "cta_weather",
         ] {
             let s = t.status(a).unwrap();
             assert_eq!((s.restarts, s.dead_lettered), (0, 0), "{a}");

@@ -24,11 +24,24 @@ where
     R: Reply,
 {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(serve_on(routes, listener, shutdown))
+}
+
+/// Serves `routes` on a bound `listener` (one bound to port 0 tells its port first).
+pub fn serve_on<F, R>(
+    routes: F,
+    listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
     let mut stop = shutdown;
     let server = warp::serve(routes).incoming(listener).graceful(async move {
         let _ = stop.wait_for(|s| *s).await;
     });
-    Ok(tokio::spawn(server.run()))
+    tokio::spawn(server.run())
 }
 
 /// Why a request body could not be read.

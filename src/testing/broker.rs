@@ -360,6 +360,79 @@ impl RecordSink for MemoryProducer {
     }
 }
 
+/// The REST Proxy's view of the broker: the driver serves the proxy's HTTP API over it.
+pub struct ProxyOnBroker(pub Arc<MemoryBroker>);
+
+#[async_trait::async_trait]
+impl crate::services::rest_proxy::ProxyBackend for ProxyOnBroker {
+    async fn cluster(
+        &self,
+    ) -> Result<crate::services::rest_proxy::metadata::Cluster, crate::services::rest_proxy::ApiError>
+    {
+        use crate::services::rest_proxy::metadata::{Cluster, PartitionMeta, Replica, TopicMeta};
+        Ok(Cluster {
+            brokers: vec![0],
+            topics: self
+                .0
+                .topics()
+                .into_iter()
+                .map(|name| TopicMeta {
+                    partitions: (0..self.0.partitions(&name))
+                        .map(|p| PartitionMeta {
+                            partition: p,
+                            leader: 0,
+                            replicas: vec![Replica {
+                                broker: 0,
+                                leader: true,
+                                in_sync: true,
+                            }],
+                        })
+                        .collect(),
+                    name,
+                    missing: false,
+                })
+                .collect(),
+        })
+    }
+
+    async fn topic_configs(
+        &self,
+        _name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, crate::services::rest_proxy::ApiError>
+    {
+        Ok(Default::default())
+    }
+
+    async fn auto_creates(&self) -> bool {
+        true
+    }
+
+    async fn produce(
+        &self,
+        topic: &str,
+        records: &[crate::services::rest_proxy::ProxyRecord],
+    ) -> Vec<Result<(i32, i64), crate::services::rest_proxy::ProduceFailure>> {
+        records
+            .iter()
+            .map(|r| {
+                let rec = OutRecord {
+                    topic: topic.to_string(),
+                    partition: r.partition,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    ..OutRecord::default()
+                };
+                self.0
+                    .append(&rec, RecordState::Committed)
+                    .map_err(|message| crate::services::rest_proxy::ProduceFailure {
+                        message,
+                        retriable: false,
+                    })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,10 @@
 //! their changelogs, sources from the committed offsets); [`TestDriver::revoke`] takes a
 //! partition away mid-event and hands it back; [`TestDriver::fail_deliveries`] makes
 //! records fail; [`TestDriver::abort_transaction`] aborts the open transaction.
+//!
+//! An app whose settings name a REST Proxy gets one: the driver serves the proxy's API
+//! (the same handlers as the embedded proxy) over its broker on a local port, and points
+//! `services.rest_proxy` at it.
 
 pub mod broker;
 mod intake;
@@ -51,7 +55,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{watch, RwLock};
 
-use self::broker::{MemoryBroker, MemoryProducer, RecordState};
+use self::broker::{MemoryBroker, MemoryProducer, ProxyOnBroker, RecordState};
 use self::intake::{Intake, Subscription};
 use crate::agent::runner::{Intake as IntakeKind, PreparedAgent};
 use crate::agent::{
@@ -60,6 +64,7 @@ use crate::agent::{
 };
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::Names;
+use crate::services::rest_proxy::EmbeddedRestProxy;
 use crate::settings::{ProcessingGuarantee, Settings, Source, StoreBackend};
 use crate::stream::event::Headers;
 use crate::stream::sink::{OutRecord, Producer};
@@ -135,6 +140,20 @@ impl Builder {
         pause_clock();
         let mut settings = self.settings;
         settings.store.backend = StoreBackend::Memory;
+        // An app that posts to a REST Proxy gets the proxy's API over the driver's broker,
+        // on a port of its own.
+        let proxy_listener = if settings.rest_proxy_url().trim().is_empty() {
+            None
+        } else {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| DriverError::Settings(format!("cannot bind the REST Proxy: {e}")))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| DriverError::Settings(e.to_string()))?;
+            settings.services.rest_proxy = format!("http://{addr}");
+            Some(listener)
+        };
         settings
             .validate(&self.agents.names())
             .map_err(|e| DriverError::Settings(e.to_string()))?;
@@ -152,10 +171,22 @@ impl Builder {
             let changelog = Names::new(&settings).changelog_topic(name);
             broker.set_partitions(&changelog, settings.table_partitions(name));
         }
+        let registry = Arc::new(SchemaRegistryClient::in_memory());
+        let (services_stop, stop) = watch::channel(false);
+        if let Some(listener) = proxy_listener {
+            let proxy = EmbeddedRestProxy::with_backend(
+                Box::new(ProxyOnBroker(broker.clone())),
+                Some(registry.clone()),
+                "memory:",
+            )
+            .await;
+            crate::http::server::serve_on(proxy.routes(), listener, stop);
+        }
         let mut driver = TestDriver {
             settings,
             broker,
-            registry: Arc::new(SchemaRegistryClient::in_memory()),
+            services_stop,
+            registry,
             agents: self.agents,
             tables: self.tables,
             worker: None,
@@ -246,6 +277,8 @@ struct Worker {
 pub struct TestDriver {
     settings: Arc<Settings>,
     broker: Arc<MemoryBroker>,
+    /// Stops the services the driver serves (the REST Proxy).
+    services_stop: watch::Sender<bool>,
     registry: Arc<SchemaRegistryClient>,
     agents: AgentRegistry,
     tables: TableRegistry,
@@ -823,6 +856,7 @@ impl TestDriver {
 
 impl Drop for TestDriver {
     fn drop(&mut self) {
+        let _ = self.services_stop.send(true);
         if let Some(w) = &self.worker {
             let _ = w.shutdown.send(true);
             for a in &w.agents {

@@ -4,13 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-use rdkafka::producer::Producer as _;
-use rdkafka::types::RDKafkaRespErr;
 use serde::Serialize;
 
 use super::errors::ApiError as E;
-use super::{EmbeddedRestProxy, METADATA_TIMEOUT};
+use super::EmbeddedRestProxy;
 
 /// What the broker said about the cluster, owned (rdkafka's metadata is tied to its client).
 pub struct Cluster {
@@ -47,46 +44,9 @@ pub struct TopicView {
 }
 
 impl EmbeddedRestProxy {
-    /// Metadata of one topic, or of all of them.
-    pub(super) async fn cluster(&self, topic: Option<&str>) -> Result<Cluster, E> {
-        let topic = topic.map(str::to_string);
-        let client = self.producer.client();
-        let md = tokio::task::block_in_place(|| {
-            client.fetch_metadata(topic.as_deref(), METADATA_TIMEOUT)
-        })
-        .map_err(E::kafka_retriable)?;
-        Ok(Cluster {
-            brokers: md.brokers().iter().map(|b| b.id()).collect(),
-            topics: md
-                .topics()
-                .iter()
-                .map(|t| TopicMeta {
-                    name: t.name().to_string(),
-                    missing: matches!(
-                        t.error(),
-                        Some(e) if e == RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-                            || e == RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
-                    ),
-                    partitions: t
-                        .partitions()
-                        .iter()
-                        .map(|p| PartitionMeta {
-                            partition: p.id(),
-                            leader: p.leader(),
-                            replicas: p
-                                .replicas()
-                                .iter()
-                                .map(|&r| Replica {
-                                    broker: r,
-                                    leader: r == p.leader(),
-                                    in_sync: p.isr().contains(&r),
-                                })
-                                .collect(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
+    /// Metadata of every topic.
+    pub(super) async fn cluster(&self) -> Result<Cluster, E> {
+        self.backend.cluster().await
     }
 
     /// The topic's metadata; 404/40401 when it does not exist.
@@ -96,7 +56,7 @@ impl EmbeddedRestProxy {
         // each of many made-up names would grow the proxy's memory and CPU without end.
         // (It also cannot be asked about a name that holds a NUL.) So: all topics, then
         // this one, which also makes a name the broker cannot hold (`a b`) a 404.
-        self.cluster(None)
+        self.cluster()
             .await?
             .topics
             .into_iter()
@@ -107,7 +67,7 @@ impl EmbeddedRestProxy {
 
 pub async fn list_topics(proxy: &Arc<EmbeddedRestProxy>) -> Result<Vec<String>, E> {
     let mut names: Vec<String> = proxy
-        .cluster(None)
+        .cluster()
         .await?
         .topics
         .into_iter()
@@ -120,18 +80,7 @@ pub async fn list_topics(proxy: &Arc<EmbeddedRestProxy>) -> Result<Vec<String>, 
 
 pub async fn describe_topic(proxy: &Arc<EmbeddedRestProxy>, name: &str) -> Result<TopicView, E> {
     let meta = proxy.topic(name).await?;
-    let spec = ResourceSpecifier::Topic(name);
-    let opts = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-    let configs = proxy
-        .admin
-        .describe_configs([&spec], &opts)
-        .await
-        .map_err(E::kafka_retriable)?
-        .into_iter()
-        .flatten()
-        .flat_map(|r| r.entries)
-        .filter_map(|e| e.value.map(|v| (e.name, v)))
-        .collect();
+    let configs = proxy.backend.topic_configs(&meta.name).await?;
     Ok(TopicView {
         name: meta.name,
         configs,
@@ -161,5 +110,5 @@ pub async fn partition(
 }
 
 pub async fn brokers(proxy: &Arc<EmbeddedRestProxy>) -> Result<Vec<i32>, E> {
-    Ok(proxy.cluster(None).await?.brokers)
+    Ok(proxy.cluster().await?.brokers)
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
@@ -18,11 +18,13 @@ use crate::kafka::client::{client_config, ClientKind};
 use crate::kafka::names::{ClientRole, Names};
 use crate::settings::Settings;
 
+pub mod backend;
 mod errors;
 mod handlers;
-mod metadata;
+pub mod metadata;
 mod produce;
 
+pub use backend::{KafkaBackend, ProduceFailure, ProxyBackend, ProxyRecord};
 pub use errors::{ApiError, ProxyServiceError};
 
 /// How long a metadata request may take before the proxy answers with a Kafka error.
@@ -31,8 +33,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const DELIVERY_TIMEOUT_MS: &str = "30000";
 
 pub struct EmbeddedRestProxy {
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    backend: Box<dyn ProxyBackend>,
     registry: Option<Arc<SchemaRegistryClient>>,
     registry_url: String,
     /// Whether the broker creates a topic on first produce; when it does not, a produce
@@ -68,35 +69,28 @@ impl EmbeddedRestProxy {
                     .map_err(|e| ProxyServiceError::Registry(e.to_string()))?,
             )),
         };
-        let mut proxy = EmbeddedRestProxy {
-            producer,
-            admin,
+        Ok(Self::with_backend(
+            Box::new(KafkaBackend { producer, admin }),
             registry,
-            registry_url: registry_url.to_string(),
-            auto_create: false,
-        };
-        proxy.auto_create = proxy.broker_auto_creates().await;
-        Ok(Arc::new(proxy))
+            registry_url,
+        )
+        .await)
     }
 
-    /// The broker's `auto.create.topics.enable` (false when it cannot be read).
-    async fn broker_auto_creates(&self) -> bool {
-        let Ok(meta) = self.cluster(None).await else {
-            return false;
-        };
-        let Some(&broker) = meta.brokers.first() else {
-            return false;
-        };
-        let spec = ResourceSpecifier::Broker(broker);
-        let opts = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-        match self.admin.describe_configs([&spec], &opts).await {
-            Ok(results) => results.into_iter().flatten().any(|r| {
-                r.get("auto.create.topics.enable")
-                    .and_then(|e| e.value.as_deref())
-                    == Some("true")
-            }),
-            Err(_) => false,
-        }
+    /// A proxy over `backend`, registering Avro schemas with `registry` (at
+    /// `registry_url`, for the logs).
+    pub async fn with_backend(
+        backend: Box<dyn ProxyBackend>,
+        registry: Option<Arc<SchemaRegistryClient>>,
+        registry_url: &str,
+    ) -> Arc<Self> {
+        let auto_create = backend.auto_creates().await;
+        Arc::new(EmbeddedRestProxy {
+            backend,
+            registry,
+            registry_url: registry_url.to_string(),
+            auto_create,
+        })
     }
 
     /// The warp routes (every answer JSON; unknown paths 404, wrong methods 405, both with

@@ -3,17 +3,14 @@
 //! then all records are produced together and answered in request order.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use base64::Engine;
-use futures::future::join_all;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::backend::ProxyRecord;
 use super::errors::ApiError as E;
 use super::EmbeddedRestProxy;
 use crate::codec::avro_json::from_avro_json;
@@ -126,36 +123,33 @@ pub async fn produce(
         Format::Json => (encode_plain(&req, partition, json)?, None, None),
         Format::Avro => encode_avro(proxy, topic, partition, &req).await?,
     };
-    let sends = records.iter().map(|r| {
-        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-        if let Some(k) = &r.key {
-            rec = rec.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            rec = rec.payload(v.as_slice());
-        }
-        if let Some(p) = r.partition {
-            rec = rec.partition(p);
-        }
-        proxy.producer.send(rec, Duration::from_secs(10))
-    });
-    let offsets = join_all(sends)
+    let records: Vec<ProxyRecord> = records
+        .into_iter()
+        .map(|r| ProxyRecord {
+            key: r.key,
+            value: r.value,
+            partition: r.partition,
+        })
+        .collect();
+    let offsets = proxy
+        .backend
+        .produce(topic, &records)
         .await
         .into_iter()
         .map(|res| match res {
-            Ok(d) => RecordOffset {
-                partition: Some(d.partition),
-                offset: Some(d.offset),
+            Ok((partition, offset)) => RecordOffset {
+                partition: Some(partition),
+                offset: Some(offset),
                 error_code: None,
                 error: None,
             },
-            Err((e, _)) => {
-                tracing::warn!(topic, error = %e, "rest proxy: a record was not produced");
+            Err(e) => {
+                tracing::warn!(topic, error = %e.message, "rest proxy: a record was not produced");
                 RecordOffset {
                     partition: None,
                     offset: None,
-                    error_code: Some(if retriable(&e) { 50003 } else { 50002 }),
-                    error: Some(e.to_string()),
+                    error_code: Some(if e.retriable { 50003 } else { 50002 }),
+                    error: Some(e.message),
                 }
             }
         })
@@ -165,29 +159,6 @@ pub async fn produce(
         value_schema_id,
         offsets,
     })
-}
-
-/// Errors Kafka's Java client calls retriable (they map to 50003).
-fn retriable(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            MessageTimedOut
-                | QueueFull
-                | LeaderNotAvailable
-                | NotLeaderForPartition
-                | RequestTimedOut
-                | NetworkException
-                | NotEnoughReplicas
-                | NotEnoughReplicasAfterAppend
-                | BrokerNotAvailable
-                | UnknownTopicOrPartition
-                | UnknownTopic
-                | AllBrokersDown
-                | BrokerTransportFailure
-        )
-    )
 }
 
 type PartEncoder = fn(&Value, &str) -> Result<Option<Vec<u8>>, E>;
