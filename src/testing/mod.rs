@@ -411,16 +411,8 @@ impl TestDriver {
         K: Serialize + ?Sized,
         V: Serialize + ?Sized,
     {
-        let codec_err = |e: crate::codec::CodecError| DriverError::Codec {
-            topic: topic.to_string(),
-            message: e.to_string(),
-        };
-        let codecs = self
-            .worker()
-            .env
-            .codecs
-            .for_topic(topic)
-            .map_err(codec_err)?;
+        let codec_err = |e| codec_error(topic, e);
+        let codecs = self.codecs(topic)?;
         let key = match key {
             Some(k) => Some(codecs.key.encode(k).await.map_err(codec_err)?),
             None => None,
@@ -737,25 +729,11 @@ impl TestDriver {
 
     /// The values of `topic`'s records, decoded with the topic's codec.
     pub async fn values<V: DeserializeOwned>(&self, topic: &str) -> Result<Vec<V>, DriverError> {
-        let codec_err = |e: crate::codec::CodecError| DriverError::Codec {
-            topic: topic.to_string(),
-            message: e.to_string(),
-        };
-        let codecs = self
-            .worker()
-            .env
-            .codecs
-            .for_topic(topic)
-            .map_err(codec_err)?;
+        let codecs = self.codecs(topic)?;
         let mut out = Vec::new();
         for r in self.records(topic) {
-            out.push(
-                codecs
-                    .value
-                    .decode(r.value.as_deref())
-                    .await
-                    .map_err(codec_err)?,
-            );
+            let value = codecs.value.decode(r.value.as_deref()).await;
+            out.push(value.map_err(|e| codec_error(topic, e))?);
         }
         Ok(out)
     }
@@ -765,32 +743,23 @@ impl TestDriver {
         &self,
         topic: &str,
     ) -> Result<Vec<(Option<K>, V)>, DriverError> {
-        let codec_err = |e: crate::codec::CodecError| DriverError::Codec {
-            topic: topic.to_string(),
-            message: e.to_string(),
-        };
-        let codecs = self
-            .worker()
-            .env
-            .codecs
-            .for_topic(topic)
-            .map_err(codec_err)?;
+        let codecs = self.codecs(topic)?;
         let mut out = Vec::new();
         for r in self.records(topic) {
             let key = match &r.key {
-                Some(k) => Some(codecs.key.decode(Some(k)).await.map_err(codec_err)?),
+                Some(k) => Some(codecs.key.decode(Some(k)).await),
                 None => None,
             };
-            out.push((
-                key,
-                codecs
-                    .value
-                    .decode(r.value.as_deref())
-                    .await
-                    .map_err(codec_err)?,
-            ));
+            let key = key.transpose().map_err(|e| codec_error(topic, e))?;
+            let value = codecs.value.decode(r.value.as_deref()).await;
+            out.push((key, value.map_err(|e| codec_error(topic, e))?));
         }
         Ok(out)
+    }
+
+    fn codecs(&self, topic: &str) -> Result<crate::codec::TopicCodecs, DriverError> {
+        let codecs = self.worker().env.codecs.for_topic(topic);
+        codecs.map_err(|e| codec_error(topic, e))
     }
 
     /// What agent `agent` dead-lettered.
@@ -865,6 +834,13 @@ impl Drop for TestDriver {
                 }
             }
         }
+    }
+}
+
+fn codec_error(topic: &str, e: crate::codec::CodecError) -> DriverError {
+    DriverError::Codec {
+        topic: topic.to_string(),
+        message: e.to_string(),
     }
 }
 
