@@ -373,7 +373,9 @@ async fn arrivals_read_out_of_order_never_put_a_train_at_two_stations() {
             loop {
                 let (_, h) = w.health().await.unwrap();
                 let st = h["agents"]["cta_train_positions"].clone();
-                if st["events_in"] == n {
+                // Handed out and done with: an event counts in `events_in` when the
+                // agent gets it, in `acked` once it asked for the next one.
+                if st["events_in"] == n && st["acked"] == n {
                     return st;
                 }
                 assert!(Instant::now() < deadline, "{h}\n{}", w.log_text());
