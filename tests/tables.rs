@@ -510,12 +510,28 @@ async fn a_store_behind_the_changelog_start_is_wiped_and_rebuilt() {
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset(&changelog, 0, rdkafka::Offset::Offset(high - 10))
         .unwrap();
-    let done = admin
-        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
-        .await
-        .unwrap();
-    for e in done.elements() {
-        e.error().unwrap();
+    // The broker applies the new policy a moment after it answered: until then it refuses
+    // the deletion as a policy violation.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let deleted = admin
+            .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+            .await
+            .map(|done| {
+                done.elements()
+                    .iter()
+                    .try_for_each(|e| e.error())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match deleted {
+            Ok(()) => break,
+            Err(e) if e.contains("PolicyViolation") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("delete_records: {e}"),
+        }
     }
     let (low, _) = c
         .fetch_watermarks(&changelog, 0, Duration::from_secs(10))
