@@ -11,7 +11,7 @@ use cta_stream::prelude::*;
 use serde_json::json;
 
 use super::cta::model::weather::Weather;
-use super::cta::producer::{rng_from, stale};
+use super::cta::producer::{parse_max_lag, rng_from, stale};
 use super::cta::records::{EventKey, SimTick, WeatherValue};
 
 const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
@@ -62,13 +62,7 @@ fn schema_string(ctx: &AgentContext, path: &std::path::Path) -> anyhow::Result<S
 
 pub async fn cta_weather(ctx: AgentContext, mut clock: Stream<SimTick>) -> AgentResult {
     let p: WeatherParams = ctx.params()?;
-    let max_lag = humantime::parse_duration(&p.max_lag).map_err(|e| {
-        anyhow!(
-            "bad setting `agents.{}.params.max_lag` in {}: {e}",
-            ctx.name(),
-            ctx.app_settings().source
-        )
-    })?;
+    let max_lag = parse_max_lag(&ctx, &p.max_lag)?;
     let key_schema = schema_string(&ctx, &p.key_schema)?;
     let value_schema = schema_string(&ctx, &p.value_schema)?;
     let base = ctx.app_settings().rest_proxy_url();

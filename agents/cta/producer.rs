@@ -41,16 +41,21 @@ fn default_arrivals_prefix() -> String {
     "org.chicago.cta.station.arrivals.".into()
 }
 
+/// The `max_lag` parameter of a producer that follows the clock, as a duration.
+pub fn parse_max_lag(ctx: &AgentContext, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text).map_err(|e| {
+        anyhow!(
+            "bad setting `agents.{}.params.max_lag` in {}: {e}",
+            ctx.name(),
+            ctx.app_settings().source
+        )
+    })
+}
+
 impl ProducerParams {
     pub fn load(ctx: &AgentContext) -> anyhow::Result<(Self, CtaData, Duration)> {
         let p: ProducerParams = ctx.params()?;
-        let max_lag = humantime::parse_duration(&p.max_lag).map_err(|e| {
-            anyhow!(
-                "bad setting `agents.{}.params.max_lag` in {}: {e}",
-                ctx.name(),
-                ctx.app_settings().source
-            )
-        })?;
+        let max_lag = parse_max_lag(ctx, &p.max_lag)?;
         let dir = ctx.app_settings().resolve_path(&p.data_dir);
         let data = CtaData::load(&dir)?;
         Ok((p, data, max_lag))
