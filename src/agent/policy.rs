@@ -147,10 +147,18 @@ impl ErrorHandler {
             error: error.to_string(),
         })
     }
+}
+
+/// The agent as its streams see it: its counters and this error policy.
+#[async_trait::async_trait]
+impl StreamOwner for ErrorHandler {
+    fn event_in(&self) {
+        AgentStatus::incr(&self.status.events_in);
+    }
 
     /// Applies the policy to `raw`. With `skip` the token is dropped (acked); with
     /// `dead-letter` it rides on the dead-letter record and is acked on its delivery.
-    pub async fn dispose(
+    async fn dispose(
         &self,
         raw: &RawEvent,
         token: Option<AckToken>,
@@ -238,23 +246,5 @@ impl ErrorHandler {
                 }
             }
         }
-    }
-}
-
-/// The agent as its streams see it: its counters and this error policy.
-#[async_trait::async_trait]
-impl StreamOwner for ErrorHandler {
-    fn event_in(&self) {
-        AgentStatus::incr(&self.status.events_in);
-    }
-
-    async fn dispose(
-        &self,
-        raw: &RawEvent,
-        token: Option<AckToken>,
-        kind: FailureKind,
-        error: &str,
-    ) -> Disposition {
-        ErrorHandler::dispose(self, raw, token, kind, error).await
     }
 }

@@ -63,17 +63,6 @@ impl PreparedAgent {
         func: AgentFn,
         status: Arc<AgentStatus>,
         shutdown: &watch::Receiver<bool>,
-    ) -> anyhow::Result<Self> {
-        Self::prepare_with(env, name, settings, func, status, shutdown, Intake::Kafka)
-    }
-
-    pub fn prepare_with(
-        env: &Arc<AgentEnv>,
-        name: &str,
-        settings: Arc<AgentSettings>,
-        func: AgentFn,
-        status: Arc<AgentStatus>,
-        shutdown: &watch::Receiver<bool>,
         intake: Intake,
     ) -> anyhow::Result<Self> {
         let source = settings.source();

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{check_co_partitioning, declared_topics, AppError};
-use crate::agent::runner::PreparedAgent;
+use crate::agent::runner::{Intake, PreparedAgent};
 use crate::agent::{AgentEnv, AgentRegistry, AgentStatus, Coordinator};
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::admin::ensure_topics;
@@ -217,6 +217,7 @@ pub(super) fn start_agents(
                 func,
                 status,
                 shutdown,
+                Intake::Kafka,
             )
             .map_err(|e| AppError::Startup(format!("{e:#}")))?,
         );

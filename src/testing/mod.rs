@@ -345,7 +345,7 @@ impl TestDriver {
                 .ok_or_else(|| err("no function registered for it".into()))?
                 .clone();
             let status = Arc::new(AgentStatus::new(name, true));
-            let mut prepared = PreparedAgent::prepare_with(
+            let mut prepared = PreparedAgent::prepare(
                 &env,
                 name,
                 Arc::new(a.clone()),
