@@ -2,6 +2,7 @@
 
 pub mod ack;
 pub mod event;
+pub(crate) mod feed;
 pub mod owner;
 pub mod sink;
 pub mod timer;

@@ -1,87 +1,18 @@
 //! The typed stream an agent iterates. Each call to `next` acks the previous event,
 //! decodes the next one, and applies the agent's error policy to what cannot be decoded.
 
-use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::ack::AckToken;
-use super::event::{Event, Headers, RawEvent};
+use super::event::{Event, RawEvent};
+pub(crate) use super::feed::{Dispatched, Feed, BATCH};
 use super::owner::{Disposition, FailureKind, StreamOwner};
-use super::timer::{now_ms, Tick};
 use crate::codec::{Codec, CodecError};
-
-/// An event on its way from the consumer to an agent instance.
-pub(crate) struct Dispatched {
-    pub raw: Arc<RawEvent>,
-    token: Option<AckToken>,
-}
-
-impl Dispatched {
-    pub fn new(raw: Arc<RawEvent>, token: AckToken) -> Self {
-        Self {
-            raw,
-            token: Some(token),
-        }
-    }
-
-    fn take_token(&mut self) -> AckToken {
-        self.token
-            .take()
-            .expect("a dispatched event has its token until taken")
-    }
-}
-
-impl Drop for Dispatched {
-    fn drop(&mut self) {
-        // Dropped from a queue without being processed: it must not count as acked.
-        if let Some(t) = self.token.take() {
-            t.forget();
-        }
-    }
-}
-
-/// Where an instance's events come from.
-pub(crate) enum Feed {
-    /// Events are taken from the channel in batches (fewer wake-ups) into `buffered`.
-    Kafka {
-        rx: mpsc::Receiver<Dispatched>,
-        buffered: Vec<Dispatched>,
-    },
-    Timer {
-        interval: tokio::time::Interval,
-        next: u64,
-        name: Arc<str>,
-    },
-}
-
-/// Most events taken from the channel at once.
-const BATCH: usize = 256;
-
-impl Feed {
-    pub fn kafka(rx: mpsc::Receiver<Dispatched>) -> Self {
-        Feed::Kafka {
-            rx,
-            buffered: Vec::with_capacity(BATCH),
-        }
-    }
-
-    pub fn timer(agent: &str, every: Duration) -> Self {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        // A slow tick does not cause a burst of catch-up ticks.
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        Feed::Timer {
-            interval,
-            next: 0,
-            name: Arc::from(format!("timer:{agent}")),
-        }
-    }
-}
 
 /// The event an instance is working on: what the supervisor applies the error policy
 /// to when the agent fails.
@@ -153,6 +84,33 @@ impl Port {
             .as_ref()
             .map(|c| c.raw.partition)
             .filter(|p| *p >= 0)
+    }
+
+    /// The timestamp of the event in hand (its event time), when it has one.
+    #[allow(dead_code)] // for windowed tables, being built
+    pub(crate) fn current_timestamp(&self) -> Option<i64> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|c| c.raw.timestamp)
+    }
+
+    /// Applies the agent's error policy to the event in hand, which the agent cannot
+    /// use (a late event, say) but need not fail for: under `skip` and `dead-letter` the
+    /// agent goes on with the next event; under `fail` it should return an error.
+    #[allow(dead_code)] // for windowed tables, being built
+    pub(crate) async fn dispose_current(&self, kind: FailureKind, message: &str) -> Disposition {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| (c.raw.clone(), c.token.clone()));
+        match current {
+            Some((raw, token)) => self.owner.dispose(&raw, token, kind, message).await,
+            None => Disposition::Skipped,
+        }
     }
 
     fn set_current(&self, c: InFlight) {
@@ -238,31 +196,11 @@ where
                     }
                     (d.raw.clone(), Some(token))
                 }
-                Feed::Timer {
-                    interval,
-                    next,
-                    name,
-                } => {
-                    tokio::select! {
+                Feed::Timer(timer) => {
+                    let raw = tokio::select! {
                         biased;
                         _ = shutdown.wait_for(|s| *s) => return Ok(None),
-                        _ = interval.tick() => {}
-                    }
-                    let tick = Tick {
-                        n: *next,
-                        at_ms: now_ms(),
-                    };
-                    *next += 1;
-                    let raw = RawEvent {
-                        key: None,
-                        value: Some(Bytes::from(
-                            serde_json::to_vec(&tick).expect("tick serializes"),
-                        )),
-                        topic: name.clone(),
-                        partition: -1,
-                        offset: tick.n as i64,
-                        timestamp: Some(tick.at_ms),
-                        headers: Headers::default(),
+                        raw = timer.fire() => raw,
                     };
                     (Arc::new(raw), None)
                 }

@@ -1,0 +1,67 @@
+//! Where an agent instance's events come from: its queue of dispatched Kafka records,
+//! or its timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::ack::AckToken;
+use super::event::RawEvent;
+use super::timer::TimerFeed;
+
+/// An event on its way from the consumer to an agent instance.
+pub(crate) struct Dispatched {
+    pub raw: Arc<RawEvent>,
+    token: Option<AckToken>,
+}
+
+impl Dispatched {
+    pub fn new(raw: Arc<RawEvent>, token: AckToken) -> Self {
+        Self {
+            raw,
+            token: Some(token),
+        }
+    }
+
+    pub(crate) fn take_token(&mut self) -> AckToken {
+        self.token
+            .take()
+            .expect("a dispatched event has its token until taken")
+    }
+}
+
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        // Dropped from a queue without being processed: it must not count as acked.
+        if let Some(t) = self.token.take() {
+            t.forget();
+        }
+    }
+}
+
+/// Where an instance's events come from.
+pub(crate) enum Feed {
+    /// Events are taken from the channel in batches (fewer wake-ups) into `buffered`.
+    Kafka {
+        rx: mpsc::Receiver<Dispatched>,
+        buffered: Vec<Dispatched>,
+    },
+    Timer(TimerFeed),
+}
+
+/// Most events taken from the channel at once.
+pub(crate) const BATCH: usize = 256;
+
+impl Feed {
+    pub fn kafka(rx: mpsc::Receiver<Dispatched>) -> Self {
+        Feed::Kafka {
+            rx,
+            buffered: Vec::with_capacity(BATCH),
+        }
+    }
+
+    pub fn timer(agent: &str, every: Duration) -> Self {
+        Feed::Timer(TimerFeed::every(agent, every))
+    }
+}
