@@ -6,7 +6,7 @@ use std::sync::{LazyLock, Mutex};
 
 use cta_stream::prelude::*;
 
-use crate::tables::{JobsSeen, KeyCounts, WordCounts};
+use crate::tables::{JobsSeen, KeyCounts, ValueCounts, WordCounts};
 
 /// The README's example: `{"text": "hi"}` in, `{"text": "HI"}` out to the first sink.
 #[derive(Debug, Deserialize, Serialize)]
@@ -99,20 +99,23 @@ pub async fn jobs(ctx: AgentContext, mut jobs: Stream<Job>) -> AgentResult {
 register_agent!("jobs", jobs);
 
 /// Faust's word count: each sentence `{"text": ".."}` adds one to each of its words in
-/// the table `word_counts`. A write goes to the table partition of the event in hand, so
-/// with more than one partition the sentences' topic must be keyed by word.
-pub async fn word_count(ctx: AgentContext, mut sentences: Stream<Greeting>) -> AgentResult {
+/// the table `word_counts`. The words are re-keyed through a repartition topic, so each
+/// word is counted in one partition however the sentences are spread.
+pub async fn word_count(ctx: AgentContext, sentences: Stream<Greeting>) -> AgentResult {
     let counts = ctx.table::<WordCounts>()?;
-    while let Some(event) = sentences.next().await? {
-        let words = event.value.text.split(|c: char| !c.is_alphanumeric());
-        for word in words.filter(|w| !w.is_empty()).map(str::to_lowercase) {
-            let n = counts.get(&word).await?.unwrap_or(0) + 1;
-            counts.insert(&word, &n).await?;
-        }
+    let mut words = sentences.group_by_many(&ctx, "word", |s| {
+        let words = s.value.text.split(|c: char| !c.is_alphanumeric());
+        let words = words.filter(|w| !w.is_empty()).map(str::to_lowercase);
+        words.map(|w| (w, ())).collect::<Vec<_>>()
+    })?;
+    while let Some(word) = words.next().await? {
+        let word: String = word.key.unwrap_or_default();
+        let n = counts.get(&word).await?.unwrap_or(0) + 1;
+        counts.insert(&word, &n).await?;
     }
     Ok(())
 }
-register_agent!("word_count", word_count);
+register_agent!("word_count", word_count, group_by = ["word"]);
 
 /// Counts the records of each key of its source into the table `key_counts`.
 #[derive(Debug, Default, Deserialize)]
@@ -139,3 +142,22 @@ pub async fn count_keys(
     Ok(())
 }
 register_agent!("count_keys", count_keys);
+
+/// Counts the records of each value of its source (text) into the table `value_counts`:
+/// the values are re-keyed through a repartition topic first (`group_by`), so each value
+/// is counted in one table partition whatever the source's keys and partitions.
+pub async fn count_values(ctx: AgentContext, events: Stream<String>) -> AgentResult {
+    let counts = ctx.table::<ValueCounts>()?;
+    let params: CountParams = ctx.params()?;
+    let mut by_value = events.group_by(&ctx, "value", |e| e.value.clone())?;
+    while let Some(event) = by_value.next().await? {
+        if params.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(params.delay_ms)).await;
+        }
+        let Some(value) = event.key else { continue };
+        let n = counts.get(&value).await?.unwrap_or(0) + 1;
+        counts.insert(&value, &n).await?;
+    }
+    Ok(())
+}
+register_agent!("count_values", count_values, group_by = ["value"]);

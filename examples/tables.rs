@@ -10,3 +10,5 @@ register_table!(pub KeyCountsAll = "key_counts_all", String => u64);
 register_table!(pub JobsSeen = "jobs_seen", u64 => u64);
 // Sentences' words counted by the `word_count` agent.
 register_table!(pub WordCounts = "word_counts", String => u64);
+// Records per value, written by the `count_values` agent (re-keyed with `group_by`).
+register_table!(pub ValueCounts = "value_counts", String => u64);

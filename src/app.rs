@@ -167,10 +167,11 @@ impl App {
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
         self.validate()?;
         let App {
-            settings,
+            mut settings,
             registry,
             tables,
         } = self;
+        crate::agent::declare_stages(&mut settings, &registry)?;
         let settings = Arc::new(settings);
         let (producer, broker) = phases::connect(&settings, &shutdown).await?;
         phases::prepare_topics(&settings, &shutdown).await?;
@@ -192,11 +193,20 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
     for (name, a) in settings.enabled_agents() {
         if let Source::Topics(topics) = a.source() {
             for t in topics {
-                specs.push(TopicSpec::from_settings(
+                let stage = a.stages.iter().find(|s| s.topic == t);
+                let mut spec = TopicSpec::from_settings(
                     settings,
                     &t,
-                    format!("agents.{name}.source.topics"),
-                ));
+                    match stage {
+                        Some(s) => format!("agents.{name}: {}({:?})", s.kind, s.name),
+                        None => format!("agents.{name}.source.topics"),
+                    },
+                );
+                // A repartition topic has the partitions of the table written from it.
+                if stage.is_some_and(|s| s.kind == "group_by") {
+                    spec.partitions = settings.repartition_partitions(name);
+                }
+                specs.push(spec);
             }
         }
         for t in &a.sinks {
@@ -265,7 +275,19 @@ fn check_co_partitioning(
         let wanted = settings.table_partitions(name);
         let mut co = vec![Names::new(settings).changelog_topic(name)];
         if let Some(a) = settings.agents.get(agent).filter(|a| a.enabled) {
-            co.extend(a.source.topics.clone().unwrap_or_default());
+            let regrouped: Vec<String> = a
+                .stages
+                .iter()
+                .filter(|s| s.kind == "group_by")
+                .map(|s| s.topic.clone())
+                .collect();
+            // A table of an agent that re-keys its stream is co-partitioned with the
+            // repartition topic, not with the sources it re-keys.
+            if regrouped.is_empty() {
+                co.extend(a.source.topics.clone().unwrap_or_default());
+            } else {
+                co.extend(regrouped);
+            }
         }
         for topic in co {
             if let Some(&n) = actual.get(topic.as_str()) {

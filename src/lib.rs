@@ -40,8 +40,8 @@ pub mod prelude {
     pub use crate::agent::{AgentContext, AgentFn, AgentResult};
     pub use crate::register_agent;
     pub use crate::register_table;
-    pub use crate::stream::{Event, Stream, Tick};
-    pub use crate::table::Table;
+    pub use crate::stream::{Channel, Event, EventStream, Stream, Tick};
+    pub use crate::table::{JoinTable, Table};
     pub use anyhow::{anyhow, bail, Context as _};
     pub use serde::{Deserialize, Serialize};
 }

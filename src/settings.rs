@@ -573,6 +573,22 @@ pub struct AgentSettings {
     /// Free-form parameters for the agent function (`ctx.params::<T>()`).
     #[serde(default)]
     pub params: toml::Table,
+    /// The topics the agent's code forwards its events through (`group_by`, `through`),
+    /// filled in from its function's declaration at start; read with its sources.
+    #[serde(skip)]
+    pub stages: Vec<StageTopic>,
+}
+
+/// A topic an agent's stream passes through: `group_by` (an internal repartition
+/// topic) or `through` (a topic of the app).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageTopic {
+    /// "group_by" or "through".
+    pub kind: &'static str,
+    /// The stage's name in the code (`group_by("line", ..)`), or the topic's.
+    pub name: String,
+    /// The topic on the broker.
+    pub topic: String,
 }
 
 fn default_codec() -> CodecKind {
@@ -588,7 +604,7 @@ fn default_true() -> bool {
     true
 }
 
-/// Exactly one of `topics`, `pattern` or `timer`.
+/// Exactly one of `topics`, `pattern`, `timer` or `channel`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
@@ -599,6 +615,8 @@ pub struct SourceSettings {
     /// Divides a timer's interval (simulations and load tests: `timer = "5s"` with
     /// `speedup = 60` fires every 83ms).
     pub speedup: Option<f64>,
+    /// An in-memory channel other agents of the worker send to (`ctx.channel(name)`).
+    pub channel: Option<String>,
 }
 
 /// The source of an agent, once validated.
@@ -607,6 +625,7 @@ pub enum Source {
     Topics(Vec<String>),
     Pattern(String),
     Timer(Duration),
+    Channel(String),
 }
 
 impl Source {
@@ -622,6 +641,7 @@ impl fmt::Display for Source {
             Source::Topics(t) => write!(f, "topics {}", t.join(", ")),
             Source::Pattern(p) => write!(f, "pattern {p}"),
             Source::Timer(d) => write!(f, "timer every {}", humantime::format_duration(*d)),
+            Source::Channel(c) => write!(f, "channel {c}"),
         }
     }
 }
@@ -634,9 +654,13 @@ impl AgentSettings {
     /// The validated source; `validate` has checked that exactly one kind is set.
     pub fn source(&self) -> Source {
         if let Some(t) = &self.source.topics {
-            Source::Topics(t.clone())
+            let mut topics = t.clone();
+            topics.extend(self.stages.iter().map(|s| s.topic.clone()));
+            Source::Topics(topics)
         } else if let Some(p) = &self.source.pattern {
             Source::Pattern(p.clone())
+        } else if let Some(c) = &self.source.channel {
+            Source::Channel(c.clone())
         } else {
             let every = self.source.timer.unwrap_or(Duration::from_secs(1));
             match self.source.speedup {
@@ -771,6 +795,17 @@ impl Settings {
         self.tables
             .get(table)
             .and_then(|t| t.partitions)
+            .unwrap_or(self.topic_defaults.partitions)
+    }
+
+    /// The partitions of agent `agent`'s repartition topics (`group_by`): those of the
+    /// table it writes from them, so the table is co-partitioned with them; else the
+    /// default.
+    pub fn repartition_partitions(&self, agent: &str) -> i32 {
+        self.tables
+            .iter()
+            .find(|(_, t)| !t.global && t.agent.as_deref() == Some(agent))
+            .map(|(name, _)| self.table_partitions(name))
             .unwrap_or(self.topic_defaults.partitions)
     }
 
@@ -993,6 +1028,7 @@ impl Settings {
                 a.source.topics.is_some(),
                 a.source.pattern.is_some(),
                 a.source.timer.is_some(),
+                a.source.channel.is_some(),
             ]
             .iter()
             .filter(|x| **x)
@@ -1000,7 +1036,7 @@ impl Settings {
             if kinds != 1 {
                 return Err(err(
                     key("source"),
-                    "give exactly one of `topics = [..]`, `pattern = \"..\"` or `timer = \"5s\"`"
+                    "give exactly one of `topics = [..]`, `pattern = \"..\"`, `timer = \"5s\"` or `channel = \"..\"`"
                         .into(),
                 ));
             }
@@ -1021,6 +1057,19 @@ impl Settings {
                         key("source.pattern"),
                         "a pattern must start with '^' (librdkafka only treats such names as regexes)"
                             .into(),
+                    ));
+                }
+            }
+            if let Some(c) = &a.source.channel {
+                if c.trim().is_empty() {
+                    return Err(err(key("source.channel"), "must name a channel".into()));
+                }
+                if let Some((other, _)) = self.agents.iter().find(|(n, o)| {
+                    *n < name && o.enabled && a.enabled && o.source.channel.as_ref() == Some(c)
+                }) {
+                    return Err(err(
+                        key("source.channel"),
+                        format!("agent {other} reads channel {c:?} too; a channel has one reader"),
                     ));
                 }
             }

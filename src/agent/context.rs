@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::kafka::admin::TopicSpec;
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
-use crate::stream::Port;
+use crate::stream::{Channel, Port};
 use crate::table::{Table, TableError, TableSpec};
 
 use super::env::AgentEnv;
@@ -137,6 +137,18 @@ impl AgentContext {
     /// `/health`), as opposed to one it could not process.
     pub fn filtered(&self) {
         AgentStatus::incr(&self.status.filtered);
+    }
+
+    /// A channel of the worker to send to or `ask` (its reader has
+    /// `source.channel = "<name>"`).
+    pub fn channel(&self, name: &str) -> Channel {
+        self.env.channels.channel(name)
+    }
+
+    /// Answers the request in hand (an event a channel's `ask` sent); false when the
+    /// event is not a request or was answered already.
+    pub fn reply<T: Serialize + ?Sized>(&self, answer: &T) -> Result<bool, serde_json::Error> {
+        Ok(self.port.reply(serde_json::to_vec(answer)?.into()))
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -8,6 +8,7 @@ use crate::codec::CodecCache;
 use crate::kafka::TopicAdmin;
 use crate::settings::Settings;
 use crate::stream::sink::Producer;
+use crate::stream::ChannelHub;
 use crate::table::TableManager;
 
 pub struct AgentEnv {
@@ -20,4 +21,6 @@ pub struct AgentEnv {
     pub admin: Arc<dyn TopicAdmin>,
     /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
     pub coordinator: Option<Arc<dyn Coordinator>>,
+    /// The worker's in-memory channels between agents.
+    pub channels: Arc<ChannelHub>,
 }

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod registry;
 pub(crate) mod runner;
 pub(crate) mod source;
+pub mod stages;
 pub mod status;
 pub(crate) mod supervisor;
 
@@ -16,5 +17,6 @@ pub use context::{AgentContext, SendError};
 pub use coordinator::{Coordinator, TransactionalSource};
 pub use env::AgentEnv;
 pub use policy::headers as dead_letter_headers;
-pub use registry::{AgentFn, AgentRegistration, AgentRegistry, AgentResult, RawKey};
+pub use registry::{AgentFn, AgentRegistration, AgentRegistry, AgentResult, RawKey, Stage};
+pub use stages::declare_stages;
 pub use status::{AgentState, AgentStatus, StatusSnapshot};

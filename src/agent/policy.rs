@@ -156,6 +156,10 @@ impl StreamOwner for ErrorHandler {
         AgentStatus::incr(&self.status.events_in);
     }
 
+    fn filtered(&self) {
+        AgentStatus::incr(&self.status.filtered);
+    }
+
     /// Applies the policy to `raw`. With `skip` the token is dropped (acked); with
     /// `dead-letter` it rides on the dead-letter record and is acked on its delivery.
     async fn dispose(

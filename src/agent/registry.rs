@@ -25,6 +25,19 @@ pub struct AgentFn {
     call: Arc<BoxedAgent>,
     /// The Rust type of the values, for `cta-stream agents`.
     pub value_type: &'static str,
+    /// The topics its stream passes through (`group_by`, `through`): the worker creates
+    /// them and subscribes the agent to them before it starts.
+    pub stages: Vec<Stage>,
+}
+
+/// A stage the function's stream passes through, declared with the function so the
+/// worker knows its topics before the first event (as Kafka Streams knows a topology).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// `stream.group_by(&ctx, name, key_fn)`: an internal repartition topic.
+    GroupBy(String),
+    /// `stream.through(&ctx, topic)`: a topic of the app's.
+    Through(String),
 }
 
 impl AgentFn {
@@ -39,7 +52,22 @@ impl AgentFn {
         Self {
             call: Arc::new(move |ctx, port| Box::pin(f(ctx, Stream::<V, K>::attach(port)))),
             value_type: std::any::type_name::<V>(),
+            stages: Vec::new(),
         }
+    }
+
+    /// Declares a `group_by` stage named `name` (its repartition topic is
+    /// `<app-id>-<agent>-<name>-repartition`).
+    pub fn group_by(mut self, name: &str) -> Self {
+        self.stages.push(Stage::GroupBy(name.to_string()));
+        self
+    }
+
+    /// Declares that the stream goes `through` topic `topic` (a name of the settings'
+    /// namespace: `app.topic_prefix` goes before it).
+    pub fn through(mut self, topic: &str) -> Self {
+        self.stages.push(Stage::Through(topic.to_string()));
+        self
     }
 
     pub(crate) fn call(
@@ -71,13 +99,18 @@ inventory::collect!(AgentRegistration);
 /// ```ignore
 /// async fn shout(ctx: AgentContext, mut stream: Stream<Greeting>) -> AgentResult { .. }
 /// cta_stream::register_agent!("shout", shout);
+/// // A function whose stream is re-keyed or forwarded declares the stages:
+/// cta_stream::register_agent!("per_line", per_line, group_by = ["line"]);
+/// cta_stream::register_agent!("audit", audit, through = ["audited"]);
 /// ```
 #[macro_export]
 macro_rules! register_agent {
-    ($name:literal, $func:path) => {
+    ($name:literal, $func:path $(, group_by = [$($g:literal),* $(,)?])? $(, through = [$($t:literal),* $(,)?])? $(,)?) => {
         const _: () = {
             fn __make_agent() -> $crate::agent::AgentFn {
                 $crate::agent::AgentFn::new($func)
+                    $($(.group_by($g))*)?
+                    $($(.through($t))*)?
             }
             $crate::inventory::submit! {
                 $crate::agent::AgentRegistration::new($name, file!(), __make_agent)

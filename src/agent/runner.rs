@@ -2,7 +2,7 @@
 //! for topic sources, its consumer. Everything that can fail on bad settings fails in
 //! `prepare`, before the worker starts anything.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -70,6 +70,7 @@ impl PreparedAgent {
         let source_name = format!("agents.{name}.source");
         let (value_codec, key_codec) = match &source {
             Source::Timer(_) => (Codec::Json, Codec::Raw),
+            Source::Channel(_) => (Codec::Json, Codec::Json),
             _ => (
                 codec_for(settings.codec, &source_name, Part::Value, None, registry)
                     .map_err(|e| anyhow::anyhow!("agents.{name}.codec: {e}"))?,
@@ -99,6 +100,11 @@ impl PreparedAgent {
             Source::Timer(every) => {
                 for _ in 0..settings.concurrency {
                     feeds.push(Feed::timer(name, *every));
+                }
+            }
+            Source::Channel(channel) => {
+                for rx in env.channels.open(channel, settings.concurrency) {
+                    feeds.push(Feed::Channel(rx));
                 }
             }
             Source::Topics(_) | Source::Pattern(_) => {
@@ -136,7 +142,7 @@ impl PreparedAgent {
                 let subscription: Vec<String> = match &source {
                     Source::Topics(t) => t.clone(),
                     Source::Pattern(p) => vec![p.clone()],
-                    Source::Timer(_) => unreachable!(),
+                    Source::Timer(_) | Source::Channel(_) => unreachable!(),
                 };
                 let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
                 consumer.subscribe(&refs).map_err(|e| {
@@ -160,16 +166,14 @@ impl PreparedAgent {
         let ports = feeds
             .into_iter()
             .map(|feed| {
-                Arc::new(Port {
-                    feed: Mutex::new(Some(feed)),
-                    current: Mutex::new(None),
-                    shutdown: shutdown.clone(),
-                    value_codec: value_codec.clone(),
-                    key_codec: key_codec.clone(),
-                    owner: handler.clone(),
-                    barrier: env.coordinator.as_ref().map(|c| c.barrier()),
-                    guard: Mutex::new(None),
-                })
+                Arc::new(Port::new(
+                    feed,
+                    shutdown.clone(),
+                    value_codec.clone(),
+                    key_codec.clone(),
+                    handler.clone(),
+                    env.coordinator.as_ref().map(|c| c.barrier()),
+                ))
             })
             .collect();
         Ok(Self {

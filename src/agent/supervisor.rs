@@ -51,7 +51,7 @@ pub(crate) async fn supervise(func: AgentFn, ctx: AgentContext, port: Arc<Port>)
             // Whatever the agent wrote for the event is in the open transaction: only an
             // abort undoes it, and the abort sends the event round again.
             Some(t) => {
-                if port.take_current().is_some() {
+                if !port.take_current().is_empty() {
                     t.request_abort(&format!("agent {} failed: {message}", ctx.name));
                 }
                 InFlightFate::Disposed
@@ -100,12 +100,16 @@ enum InFlightFate {
     Abandoned,
 }
 
-/// Applies the error policy to the event the failed instance held.
+/// Applies the error policy to the events the failed instance held (one, or a batch).
 async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) -> InFlightFate {
-    let Some(inflight) = port.take_current() else {
+    let in_hand = port.take_current();
+    if in_hand.is_empty() {
         return InFlightFate::None;
-    };
-    if inflight.token.as_ref().is_some_and(|t| !t.is_current()) {
+    }
+    if in_hand
+        .iter()
+        .all(|c| c.token.as_ref().is_some_and(|t| !t.is_current()))
+    {
         return InFlightFate::Abandoned;
     }
     let stream_error = error.downcast_ref::<StreamError>();
@@ -115,21 +119,26 @@ async fn dispose_in_flight(port: &Port, error: &anyhow::Error, message: &str) ->
         stream_error,
         Some(StreamError::Unavailable { .. } | StreamError::Decode { .. })
     );
-    let disposition = if redeliver {
-        Disposition::Fail
-    } else {
-        port.owner
-            .dispose(
-                &inflight.raw,
-                inflight.token.clone(),
-                FailureKind::Process,
-                message,
-            )
-            .await
-    };
-    if disposition == Disposition::Fail {
-        if let Some(t) = &inflight.token {
-            t.fail(message.to_string());
+    for inflight in &in_hand {
+        if inflight.token.as_ref().is_some_and(|t| !t.is_current()) {
+            continue;
+        }
+        let disposition = if redeliver {
+            Disposition::Fail
+        } else {
+            port.owner
+                .dispose(
+                    &inflight.raw,
+                    inflight.token.clone(),
+                    FailureKind::Process,
+                    message,
+                )
+                .await
+        };
+        if disposition == Disposition::Fail {
+            if let Some(t) = &inflight.token {
+                t.fail(message.to_string());
+            }
         }
     }
     InFlightFate::Disposed

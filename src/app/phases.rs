@@ -130,6 +130,7 @@ pub(super) async fn build_state(
         tables: tables.clone(),
         admin: Arc::new(crate::kafka::KafkaTopicAdmin(settings.clone())),
         coordinator: transactions.clone().map(|t| t as Arc<dyn Coordinator>),
+        channels: Default::default(),
     });
     Ok(Arc::new(WorkerState {
         transactions,

@@ -40,6 +40,12 @@ impl<'a> Names<'a> {
         self.topic(&format!("{}-{agent}-dlq", self.app_id()))
     }
 
+    /// `<prefix><app-id>-<agent>-<stage>-repartition`: where `group_by(stage, ..)`
+    /// re-keys the agent's events, so a table keyed by the new key is co-partitioned.
+    pub fn repartition_topic(&self, agent: &str, stage: &str) -> String {
+        self.topic(&format!("{}-{agent}-{stage}-repartition", self.app_id()))
+    }
+
     /// The table's `changelog`, else `<prefix><app-id>-<table>-changelog`.
     pub fn changelog_topic(&self, table: &str) -> String {
         self.settings

@@ -102,6 +102,7 @@ pub fn reference() -> Vec<SettingDoc> {
         s("agents.<name>.source.topics", "list of strings", "— (one source required)", "source topics; at least one, none empty"),
         s("agents.<name>.source.pattern", "regex", "— (one source required)", "a regex of topic names; must start with `^` (librdkafka treats only such names as regexes)"),
         s("agents.<name>.source.timer", "duration", "— (one source required)", "a timer source: one `Tick` per interval, above zero"),
+        s("agents.<name>.source.channel", "string", "— (one source required)", "an in-memory channel of the worker that other agents send to (`ctx.channel(name)`); one reader per channel; values and keys are JSON; not persisted"),
         s("agents.<name>.source.speedup", "number > 0", "`1`", "divides a timer's interval (`timer = \"5s\"`, `speedup = 60` fires every 83 ms); timers only; the result must stay ≥ 1 ms"),
         s("agents.<name>.sinks", "list of strings", "`[]`", "topics the agent writes (`ctx.sink(i)`); created at start when missing"),
         s("agents.<name>.codec", "codec", lit(default_codec()), "decoding of the source's values"),

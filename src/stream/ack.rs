@@ -194,10 +194,17 @@ impl PartitionTracker {
     }
 }
 
-/// The ack of one event. Clones share it: the event is acked when the last clone drops,
-/// which is when the agent moved on and every delivery it attached has completed.
+/// The ack of one event, or of a batch of events. Clones share it: the event is acked
+/// when the last clone drops, which is when the agent moved on and every delivery it
+/// attached has completed.
 #[derive(Clone)]
-pub struct AckToken(Arc<TokenInner>);
+pub struct AckToken(Arc<Acked>);
+
+enum Acked {
+    One(TokenInner),
+    /// A batch (`take`): a record produced for it holds every event of the batch.
+    Batch(Vec<AckToken>),
+}
 
 struct TokenInner {
     tracker: Arc<PartitionTracker>,
@@ -212,35 +219,61 @@ impl AckToken {
     /// Registers `offset` with the tracker and returns its token.
     pub fn dispatch(tracker: &Arc<PartitionTracker>, offset: i64) -> Self {
         let epoch = tracker.register(offset);
-        Self(Arc::new(TokenInner {
+        Self(Arc::new(Acked::One(TokenInner {
             tracker: tracker.clone(),
             offset,
             epoch,
             failure: OnceLock::new(),
             forgotten: AtomicBool::new(false),
             dispatched: Instant::now(),
-        }))
+        })))
+    }
+
+    /// One token standing for all of `tokens`: each is acked once this one and its
+    /// clones are gone (and each's own clones).
+    pub fn batch(mut tokens: Vec<AckToken>) -> Self {
+        if tokens.len() == 1 {
+            return tokens.pop().expect("one token");
+        }
+        Self(Arc::new(Acked::Batch(tokens)))
     }
 
     /// False once the partition was rewound or revoked after this event was dispatched:
-    /// the event must then be dropped unprocessed.
+    /// the event must then be dropped unprocessed. A batch is current while all its
+    /// events are.
     pub fn is_current(&self) -> bool {
-        self.0.tracker.epoch() == self.0.epoch
+        match &*self.0 {
+            Acked::One(t) => t.tracker.epoch() == t.epoch,
+            Acked::Batch(b) => b.iter().all(AckToken::is_current),
+        }
     }
 
     /// Marks the event failed: instead of being acked it will be delivered again.
     pub fn fail(&self, reason: impl Into<String>) {
-        let _ = self.0.failure.set(reason.into());
+        let reason = reason.into();
+        match &*self.0 {
+            Acked::One(t) => {
+                let _ = t.failure.set(reason);
+            }
+            Acked::Batch(b) => b.iter().for_each(|t| t.fail(reason.clone())),
+        }
     }
 
     /// The event was never processed (dropped from a queue at shutdown): neither ack
     /// nor rewind it; it stays uncommitted and is delivered again after a restart.
     pub fn forget(&self) {
-        self.0.forgotten.store(true, Ordering::Release);
+        match &*self.0 {
+            Acked::One(t) => t.forgotten.store(true, Ordering::Release),
+            Acked::Batch(b) => b.iter().for_each(AckToken::forget),
+        }
     }
 
+    /// The event's offset (a batch's first).
     pub fn offset(&self) -> i64 {
-        self.0.offset
+        match &*self.0 {
+            Acked::One(t) => t.offset,
+            Acked::Batch(b) => b.first().map_or(-1, AckToken::offset),
+        }
     }
 }
 
@@ -396,6 +429,29 @@ mod tests {
         assert!(!late.is_current());
         drop(late);
         assert_eq!(t.committable(), Some(8));
+    }
+
+    #[test]
+    fn a_batch_token_acks_each_event_when_the_batch_and_its_deliveries_are_done() {
+        let t = tracker();
+        let toks: Vec<AckToken> = (0..3).map(|o| AckToken::dispatch(&t, o)).collect();
+        let batch = AckToken::batch(toks);
+        let delivery = batch.clone();
+        drop(batch);
+        assert_eq!(t.committable(), None, "a delivery of the batch is pending");
+        drop(delivery);
+        assert_eq!(t.committable(), Some(3));
+    }
+
+    #[test]
+    fn a_failed_batch_rewinds_to_its_first_event() {
+        let t = tracker();
+        let toks: Vec<AckToken> = (0..3).map(|o| AckToken::dispatch(&t, o)).collect();
+        let batch = AckToken::batch(toks);
+        batch.fail("boom");
+        drop(batch);
+        assert_eq!(t.take_rewind().unwrap().offset, 0);
+        assert_eq!(t.committable(), None);
     }
 
     #[test]

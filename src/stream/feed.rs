@@ -48,6 +48,14 @@ pub(crate) enum Feed {
         buffered: Vec<Dispatched>,
     },
     Timer(TimerFeed),
+    /// In-memory messages from other agents of the worker (`app.channel()`).
+    Channel(mpsc::Receiver<ChannelMessage>),
+}
+
+/// A message on a channel: a record, and where the answer goes when it is a request.
+pub(crate) struct ChannelMessage {
+    pub raw: RawEvent,
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<bytes::Bytes, String>>>,
 }
 
 /// Most events taken from the channel at once.

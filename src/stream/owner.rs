@@ -37,6 +37,9 @@ pub trait StreamOwner: Send + Sync {
     /// An event was handed to the agent (or to its error policy).
     fn event_in(&self);
 
+    /// An event was left out on purpose (`filter`).
+    fn filtered(&self) {}
+
     /// Applies the agent's error policy to `raw`, which could not be handled. With a
     /// token, the policy decides when the event counts as acked.
     async fn dispose(

@@ -1,122 +1,22 @@
 //! The typed stream an agent iterates. Each call to `next` acks the previous event,
 //! decodes the next one, and applies the agent's error policy to what cannot be decoded.
+//! The operators over it (`filter`, `map`, `take`, ...) are in [`super::ops`].
+
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use super::ack::AckToken;
 use super::event::{Event, RawEvent};
 pub(crate) use super::feed::{Dispatched, Feed, BATCH};
-use super::owner::{Disposition, FailureKind, StreamOwner};
-use crate::codec::{Codec, CodecError};
-
-/// The event an instance is working on: what the supervisor applies the error policy
-/// to when the agent fails.
-pub(crate) struct InFlight {
-    pub raw: Arc<RawEvent>,
-    pub token: Option<AckToken>,
-}
-
-/// What an instance's successive streams share: its feed (kept across restarts), the
-/// in-flight slot, codecs and error handling.
-pub struct Port {
-    pub(crate) feed: Mutex<Option<Feed>>,
-    pub(crate) current: Mutex<Option<InFlight>>,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) value_codec: Codec,
-    pub(crate) key_codec: Codec,
-    /// The agent: its counters and error policy.
-    pub(crate) owner: Arc<dyn StreamOwner>,
-    /// Under exactly-once: held for reading while an event is processed, so that a
-    /// transaction commit always falls between two events.
-    pub(crate) barrier: Option<Arc<tokio::sync::RwLock<()>>>,
-    pub(crate) guard: Mutex<Option<tokio::sync::OwnedRwLockReadGuard<()>>>,
-}
-
-impl Port {
-    pub(crate) fn take_current(&self) -> Option<InFlight> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-    }
-
-    /// Waits for the commit barrier (exactly-once only) before an event is handed out.
-    async fn enter_event(&self) {
-        if let Some(b) = &self.barrier {
-            let g = b.clone().read_owned().await;
-            *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
-        }
-    }
-
-    /// The agent is done with its event (or failed): a commit may happen.
-    pub(crate) fn leave_event(&self) {
-        self.guard.lock().unwrap_or_else(|p| p.into_inner()).take();
-    }
-
-    /// The token a produced record should carry: under exactly-once none, because the
-    /// transaction's commit, not each delivery, decides what counts.
-    pub(crate) fn delivery_token(&self) -> Option<AckToken> {
-        if self.barrier.is_some() {
-            None
-        } else {
-            self.current_token()
-        }
-    }
-
-    pub(crate) fn current_token(&self) -> Option<AckToken> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|c| c.token.clone())
-    }
-
-    /// The partition of the event in hand (tables are co-partitioned with it).
-    pub(crate) fn current_partition(&self) -> Option<i32> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|c| c.raw.partition)
-            .filter(|p| *p >= 0)
-    }
-
-    /// The timestamp of the event in hand (its event time), when it has one.
-    #[allow(dead_code)] // for windowed tables, being built
-    pub(crate) fn current_timestamp(&self) -> Option<i64> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|c| c.raw.timestamp)
-    }
-
-    /// Applies the agent's error policy to the event in hand, which the agent cannot
-    /// use (a late event, say) but need not fail for: under `skip` and `dead-letter` the
-    /// agent goes on with the next event; under `fail` it should return an error.
-    #[allow(dead_code)] // for windowed tables, being built
-    pub(crate) async fn dispose_current(&self, kind: FailureKind, message: &str) -> Disposition {
-        let current = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|c| (c.raw.clone(), c.token.clone()));
-        match current {
-            Some((raw, token)) => self.owner.dispose(&raw, token, kind, message).await,
-            None => Disposition::Skipped,
-        }
-    }
-
-    fn set_current(&self, c: InFlight) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
-    }
-}
+use super::owner::{Disposition, FailureKind};
+use super::port::InFlight;
+pub use super::port::Port;
+use crate::codec::CodecError;
 
 /// Errors a stream hands to its agent; returning them (with `?`) restarts the agent.
 #[derive(Debug, Error)]
@@ -135,12 +35,35 @@ pub enum StreamError {
         offset: i64,
         source: CodecError,
     },
+    /// An operator the agent cannot use as written (an undeclared `group_by` stage...).
+    #[error("{0}")]
+    Operator(String),
+    /// Forwarding an event (`group_by`, `through`, `echo`) failed.
+    #[error("cannot forward event {topic}[{partition}]@{offset}: {message}")]
+    Forward {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        message: String,
+    },
+}
+
+/// An event taken from the feed and not yet handed to the agent.
+struct Pulled {
+    raw: Arc<RawEvent>,
+    token: Option<AckToken>,
+    reply: Option<oneshot::Sender<Result<Bytes, String>>>,
 }
 
 /// A stream of events with values of type `V` and keys of type `K`.
 pub struct Stream<V, K = Bytes> {
     port: Arc<Port>,
     feed: Option<Feed>,
+    /// Taken from the feed, waiting for the commit barrier: kept here so that a `next`
+    /// dropped while waiting loses nothing.
+    pulled: Option<Pulled>,
+    /// In hand and being decoded: a `next` dropped meanwhile decodes it again.
+    undecoded: Option<Arc<RawEvent>>,
     _types: PhantomData<fn() -> (V, K)>,
 }
 
@@ -154,33 +77,92 @@ where
         Self {
             port,
             feed,
+            pulled: None,
+            undecoded: None,
             _types: PhantomData,
         }
     }
 
+    /// The instance's port (what operators built on this stream share).
+    pub(crate) fn port(&self) -> &Arc<Port> {
+        &self.port
+    }
+
     /// The next event, or `None` when the worker shuts down. The previous event is acked
     /// by this call: an agent is done with an event when it asks for the next one.
+    /// Cancel-safe: a call dropped before it returned loses no event.
     pub async fn next(&mut self) -> Result<Option<Event<V, K>>, StreamError> {
-        drop(self.port.take_current());
-        self.port.leave_event();
+        loop {
+            let raw = match self.undecoded.clone() {
+                Some(raw) => raw,
+                None => match self.next_raw().await {
+                    Some(raw) => raw,
+                    None => return Ok(None),
+                },
+            };
+            self.undecoded = Some(raw.clone());
+            let decoded = self.decode(&raw).await;
+            self.undecoded = None;
+            match decoded {
+                Ok(event) => return Ok(Some(event)),
+                Err(e) => self.reject(&raw, e).await?,
+            }
+        }
+    }
+
+    /// The next record as it came, now in hand; `None` at shutdown. The previous event
+    /// is let go first, unless a batch is being collected.
+    pub(crate) async fn next_raw(&mut self) -> Option<Arc<RawEvent>> {
+        if !self.port.is_holding() {
+            drop(self.port.take_current());
+            self.port.leave_event();
+        }
+        loop {
+            if *self.port.shutdown.borrow() {
+                return None;
+            }
+            if self.pulled.is_none() {
+                self.pulled = Some(self.pull().await?);
+            }
+            self.port.enter_event().await;
+            let p = self.pulled.take().expect("pulled above");
+            if p.token.as_ref().is_some_and(|t| !t.is_current()) {
+                // Rewound or revoked after dispatch (or while we waited for the
+                // barrier): it will come again.
+                if let Some(t) = &p.token {
+                    t.forget();
+                }
+                if !self.port.is_holding() {
+                    self.port.leave_event();
+                }
+                continue;
+            }
+            self.port.owner.event_in();
+            let raw = p.raw.clone();
+            self.port.push_current(InFlight {
+                raw: p.raw,
+                token: p.token,
+                reply: p.reply,
+            });
+            return Some(raw);
+        }
+    }
+
+    /// Waits for the feed's next record; `None` at shutdown or when the feed ended.
+    async fn pull(&mut self) -> Option<Pulled> {
         let mut shutdown = self.port.shutdown.clone();
         loop {
-            if *shutdown.borrow() {
-                return Ok(None);
-            }
-            let Some(feed) = self.feed.as_mut() else {
-                return Ok(None);
-            };
-            let (raw, token) = match feed {
+            let feed = self.feed.as_mut()?;
+            match feed {
                 Feed::Kafka { rx, buffered } => {
                     if buffered.is_empty() {
                         let got = tokio::select! {
                             biased;
-                            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                            _ = shutdown.wait_for(|s| *s) => return None,
                             n = rx.recv_many(buffered, BATCH) => n,
                         };
                         if got == 0 {
-                            return Ok(None);
+                            return None;
                         }
                         // Taken from the back below: keep arrival order.
                         buffered.reverse();
@@ -190,81 +172,107 @@ where
                     };
                     let token = d.take_token();
                     if !token.is_current() {
-                        // Rewound or revoked after dispatch: it will come again.
                         token.forget();
                         continue;
                     }
-                    (d.raw.clone(), Some(token))
+                    return Some(Pulled {
+                        raw: d.raw.clone(),
+                        token: Some(token),
+                        reply: None,
+                    });
                 }
                 Feed::Timer(timer) => {
                     let raw = tokio::select! {
                         biased;
-                        _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                        _ = shutdown.wait_for(|s| *s) => return None,
                         raw = timer.fire() => raw,
                     };
-                    (Arc::new(raw), None)
+                    return Some(Pulled {
+                        raw: Arc::new(raw),
+                        token: None,
+                        reply: None,
+                    });
                 }
-            };
-            self.port.enter_event().await;
-            if token.as_ref().is_some_and(|t| !t.is_current()) {
-                // An abort rewound the partition while we waited for the barrier.
-                if let Some(t) = &token {
-                    t.forget();
-                }
-                self.port.leave_event();
-                continue;
-            }
-            self.port.owner.event_in();
-            match self.decode(&raw).await {
-                Ok(event) => {
-                    self.port.set_current(InFlight { raw, token });
-                    return Ok(Some(event));
-                }
-                Err(e) => {
-                    let (topic, partition, offset) =
-                        (raw.topic.to_string(), raw.partition, raw.offset);
-                    if e.is_transient() {
-                        self.port.set_current(InFlight { raw, token });
-                        return Err(StreamError::Unavailable {
-                            topic,
-                            partition,
-                            offset,
-                            source: e,
-                        });
-                    }
-                    let message = format!("cannot decode: {e}");
-                    match self
-                        .port
-                        .owner
-                        .dispose(&raw, token.clone(), FailureKind::Decode, &message)
-                        .await
-                    {
-                        Disposition::Skipped | Disposition::DeadLettered => {
-                            drop(token);
-                            self.port.leave_event();
-                            continue;
-                        }
-                        Disposition::Fail => {
-                            self.port.set_current(InFlight { raw, token });
-                            return Err(StreamError::Decode {
-                                topic,
-                                partition,
-                                offset,
-                                source: e,
-                            });
-                        }
-                    }
+                Feed::Channel(rx) => {
+                    let msg = tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|s| *s) => return None,
+                        m = rx.recv() => m?,
+                    };
+                    return Some(Pulled {
+                        raw: Arc::new(msg.raw),
+                        token: None,
+                        reply: msg.reply,
+                    });
                 }
             }
         }
     }
 
-    async fn decode(&self, raw: &RawEvent) -> Result<Event<V, K>, CodecError> {
-        let value: V = self.port.value_codec.decode(raw.value.as_deref()).await?;
+    /// Applies the error policy to `raw` (in hand), which could not be decoded: `Ok`
+    /// when the policy let it go and the stream goes on, the error under `fail` or when
+    /// a service needed to decode is down.
+    pub(crate) async fn reject(
+        &mut self,
+        raw: &Arc<RawEvent>,
+        e: CodecError,
+    ) -> Result<(), StreamError> {
+        let (topic, partition, offset) = (raw.topic.to_string(), raw.partition, raw.offset);
+        if e.is_transient() {
+            return Err(StreamError::Unavailable {
+                topic,
+                partition,
+                offset,
+                source: e,
+            });
+        }
+        let message = format!("cannot decode: {e}");
+        let token = self
+            .port
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|c| Arc::ptr_eq(&c.raw, raw))
+            .and_then(|c| c.token.clone());
+        match self
+            .port
+            .owner
+            .dispose(raw, token, FailureKind::Decode, &message)
+            .await
+        {
+            Disposition::Skipped | Disposition::DeadLettered => {
+                self.port.drop_current(raw);
+                if !self.port.is_holding() {
+                    self.port.leave_event();
+                }
+                Ok(())
+            }
+            Disposition::Fail => Err(StreamError::Decode {
+                topic,
+                partition,
+                offset,
+                source: e,
+            }),
+        }
+    }
+
+    pub(crate) async fn decode(&self, raw: &RawEvent) -> Result<Event<V, K>, CodecError> {
         let key: Option<K> = match &raw.key {
             None => None,
             Some(k) => Some(self.port.key_codec.decode(Some(k)).await?),
         };
+        self.decode_with_key(raw, key).await
+    }
+
+    /// Decodes the value with the stream's codec, the key given.
+    pub(crate) async fn decode_with_key<K2>(
+        &self,
+        raw: &RawEvent,
+        key: Option<K2>,
+    ) -> Result<Event<V, K2>, CodecError> {
+        let value: V = self.port.value_codec.decode(raw.value.as_deref()).await?;
         Ok(Event {
             key,
             value,
@@ -282,6 +290,13 @@ impl<V, K> Drop for Stream<V, K> {
         // The feed outlives this stream: a restarted agent continues where it stopped.
         if let Some(feed) = self.feed.take() {
             *self.port.feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(feed);
+        }
+        // An event pulled and not handed out is not lost: it is let go unacked, and
+        // comes again after a rewind or restart.
+        if let Some(p) = self.pulled.take() {
+            if let Some(t) = p.token {
+                t.forget();
+            }
         }
     }
 }

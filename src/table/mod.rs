@@ -8,6 +8,7 @@
 //! A global table is held whole by every worker and is read-only.
 
 pub mod decl;
+pub mod join;
 pub mod manager;
 pub mod partition;
 pub(crate) mod recovery;
@@ -21,6 +22,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use decl::{TableDecl, TableRegistry, TableSpec};
+pub use join::JoinTable;
 pub use manager::{TableManager, TableRuntime};
 pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
 

@@ -160,11 +160,18 @@ impl Builder {
         settings
             .validate_tables(&self.tables.names())
             .map_err(|e| DriverError::Settings(e.to_string()))?;
+        crate::agent::declare_stages(&mut settings, &self.agents)
+            .map_err(|e| DriverError::Settings(e.to_string()))?;
         let settings = Arc::new(settings);
         let broker = Arc::new(MemoryBroker::default());
         for (name, t) in &settings.topics {
             if let Some(n) = t.partitions {
                 broker.set_partitions(name, n);
+            }
+        }
+        for (name, a) in settings.enabled_agents() {
+            for s in a.stages.iter().filter(|s| s.kind == "group_by") {
+                broker.set_partitions(&s.topic, settings.repartition_partitions(name));
             }
         }
         for name in settings.tables.keys() {
@@ -331,6 +338,7 @@ impl TestDriver {
             tables: tables.clone(),
             admin: Arc::new(MemoryTopicAdmin(self.broker.clone())),
             coordinator: txn.clone().map(|t| t as Arc<dyn Coordinator>),
+            channels: Default::default(),
         });
         let (shutdown, stop) = watch::channel(false);
         let mut agents = Vec::new();
@@ -357,7 +365,7 @@ impl TestDriver {
             .map_err(|e| err(format!("{e:#}")))?;
             let queues = prepared.take_queues();
             let intake = match a.source() {
-                Source::Timer(_) => None,
+                Source::Timer(_) | Source::Channel(_) => None,
                 source => {
                     let subscription = match source {
                         Source::Pattern(p) => Subscription::Pattern(
@@ -365,7 +373,7 @@ impl TestDriver {
                                 .map_err(|e| err(format!("pattern {p}: {e}")))?,
                         ),
                         Source::Topics(t) => Subscription::Topics(t),
-                        Source::Timer(_) => unreachable!(),
+                        Source::Timer(_) | Source::Channel(_) => unreachable!(),
                     };
                     Some(Intake::new(
                         name,
@@ -456,6 +464,31 @@ impl TestDriver {
     /// passes only while work waits on it (an agent's restart backoff).
     pub async fn settle(&mut self) -> Result<(), DriverError> {
         let mut waited = Duration::ZERO;
+        loop {
+            self.quiet_down(&mut waited).await?;
+            self.commit_point().await;
+            // What the commit made visible reaches the global tables that follow it.
+            let w = self.worker();
+            follow_globals(
+                &self.broker,
+                &w.tables,
+                self.settings.app.processing_guarantee,
+            )?;
+            // Under exactly-once a commit makes records visible that agents of this
+            // worker read (a `group_by`'s repartition topic): they are work too.
+            let backlog = w.agents.iter().any(|a| {
+                a.intake
+                    .as_ref()
+                    .is_some_and(|i| i.has_backlog(&self.broker))
+            });
+            if !backlog {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs rounds until nothing changes and nothing waits on time.
+    async fn quiet_down(&mut self, waited: &mut Duration) -> Result<(), DriverError> {
         let mut quiet = 0;
         loop {
             let before = self.mark();
@@ -472,23 +505,15 @@ impl TestDriver {
                 continue;
             }
             match self.waiting_on() {
-                None => break,
-                Some(what) if waited >= MAX_WAIT => return Err(DriverError::Stuck(waited, what)),
+                None => return Ok(()),
+                Some(what) if *waited >= MAX_WAIT => return Err(DriverError::Stuck(*waited, what)),
                 Some(_) => {
                     tokio::time::advance(TICK).await;
-                    waited += TICK;
+                    *waited += TICK;
                     quiet = 0;
                 }
             }
         }
-        self.commit_point().await;
-        // What the commit made visible reaches the global tables that follow it.
-        let w = self.worker();
-        follow_globals(
-            &self.broker,
-            &w.tables,
-            self.settings.app.processing_guarantee,
-        )
     }
 
     /// Lets `d` of virtual time pass (timers fire, backoffs end), settling at each step.
@@ -547,7 +572,13 @@ impl TestDriver {
         let held = w.producer.is_held();
         for a in &w.agents {
             if a.status.state() == AgentState::Failing {
-                return Some(format!("agent {} waits to restart", a.name));
+                let why = a
+                    .status
+                    .snapshot()
+                    .last_failure
+                    .map(|f| format!(" after: {}", f.error))
+                    .unwrap_or_default();
+                return Some(format!("agent {} waits to restart{why}", a.name));
             }
             if let Some(i) = &a.intake {
                 if i.has_backlog(&self.broker) {
@@ -881,5 +912,7 @@ fn follow_globals(
     Ok(())
 }
 
+#[cfg(test)]
+mod operator_tests;
 #[cfg(test)]
 mod tests;

@@ -144,6 +144,7 @@ fn agents(s: &WorkerState) -> serde_json::Value {
                 "function": a.function_name(name),
                 "source": a.source().to_string(),
                 "sinks": a.sinks,
+                "stages": a.stages,
                 "codec": a.codec.to_string(),
                 "key_codec": a.key_codec.to_string(),
                 "concurrency": a.concurrency,
