@@ -101,6 +101,27 @@ pub(crate) struct SourceContext {
     pub status: Arc<AgentStatus>,
     /// The end of a partition for this consumer is its last stable offset.
     pub read_committed: bool,
+    /// The topics the agent's tables are co-partitioned with, when not all of its
+    /// sources: a `group_by` agent's repartition topics (the sources it re-keys may have
+    /// other partition counts, and hold no state).
+    pub table_topics: Option<Vec<String>>,
+}
+
+impl SourceContext {
+    /// The partitions of `tpl` whose table partitions follow them.
+    fn table_partitions(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
+        let mut out = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if self
+                .table_topics
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == e.topic()))
+            {
+                out.add_partition(e.topic(), e.partition());
+            }
+        }
+        out
+    }
 }
 
 /// A pattern subscription that no topic matches yet: librdkafka reports it as an error,
@@ -183,7 +204,7 @@ impl ConsumerContext for SourceContext {
                     }
                 }
                 for t in &self.tables {
-                    for e in tpl.elements() {
+                    for e in self.table_partitions(tpl).elements() {
                         t.close(e.partition());
                     }
                 }
@@ -212,8 +233,12 @@ impl ConsumerContext for SourceContext {
                     }
                 }
             }
-            let partitions: std::collections::BTreeSet<i32> =
-                tpl.elements().iter().map(|e| e.partition()).collect();
+            let partitions: std::collections::BTreeSet<i32> = self
+                .table_partitions(tpl)
+                .elements()
+                .iter()
+                .map(|e| e.partition())
+                .collect();
             for t in &self.tables {
                 for p in &partitions {
                     t.close(*p);
@@ -228,6 +253,7 @@ impl ConsumerContext for SourceContext {
             Rebalance::Assign(tpl) => {
                 AgentStatus::incr(&self.status.assignments);
                 tracing::info!(agent = %self.agent, partitions = %describe(tpl), "partitions assigned");
+                let tpl = &self.table_partitions(tpl);
                 if !self.tables.is_empty() && tpl.count() > 0 {
                     // No event of a partition reaches the agent before its tables are whole.
                     if let Err(e) = consumer.pause(tpl) {

@@ -54,6 +54,9 @@ pub(crate) struct Intake {
     /// Partitions taken away by the test; assigned again by `rebalance`.
     revoked: BTreeSet<TopicPartition>,
     topic_names: BTreeMap<String, Arc<str>>,
+    /// The topics the tables follow when not all (a `group_by` agent's repartition
+    /// topics), as the worker's consumer has it.
+    pub table_topics: Option<Vec<String>>,
 }
 
 impl Intake {
@@ -81,6 +84,7 @@ impl Intake {
             assigned: BTreeMap::new(),
             revoked: BTreeSet::new(),
             topic_names: BTreeMap::new(),
+            table_topics: None,
         }
     }
 
@@ -98,7 +102,11 @@ impl Intake {
                 if self.assigned.contains_key(&tp) || self.revoked.contains(&tp) {
                     continue;
                 }
-                for t in &self.tables {
+                let follows = self
+                    .table_topics
+                    .as_ref()
+                    .is_none_or(|tt| tt.contains(&topic));
+                for t in self.tables.iter().filter(|_| follows) {
                     if t.partition(p).is_none() {
                         records += restore(broker, tables, t, p, self.read_committed)?;
                     }

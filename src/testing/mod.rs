@@ -375,7 +375,7 @@ impl TestDriver {
                         Source::Topics(t) => Subscription::Topics(t),
                         Source::Timer(_) | Source::Channel(_) => unreachable!(),
                     };
-                    Some(Intake::new(
+                    let mut intake = Intake::new(
                         name,
                         Names::new(&settings).agent_group(name),
                         subscription,
@@ -384,7 +384,15 @@ impl TestDriver {
                         queues,
                         status.clone(),
                         tables.of_agent(name),
-                    ))
+                    );
+                    let regrouped: Vec<String> = a
+                        .stages
+                        .iter()
+                        .filter(|s| s.kind == "group_by")
+                        .map(|s| s.topic.clone())
+                        .collect();
+                    intake.table_topics = (!regrouped.is_empty()).then_some(regrouped);
+                    Some(intake)
                 }
             };
             let tasks = prepared.start_instances(&env);

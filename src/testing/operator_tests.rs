@@ -226,7 +226,7 @@ async fn count_per_line(ctx: AgentContext, stream: Stream<Entry, String>) -> Age
 fn group_settings(guarantee: &str) -> String {
     format!(
         "[app]\nid = \"ops\"\nprocessing_guarantee = \"{guarantee}\"\n\
-         [topics.entries]\npartitions = 2\n\
+         [topics.entries]\npartitions = 4\n\
          [agents.per_line]\nsource.topics = [\"entries\"]\n\
          [tables.per_line]\nagent = \"per_line\"\npartitions = 3\n"
     )
