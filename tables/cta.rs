@@ -23,3 +23,7 @@ register_table!(pub TrainsAll = "trains_all", String => TrainPosition);
 register_table!(pub Weather = "weather", EventKey => WeatherValue);
 // TURNSTILE_SUMMARY followed: station id (text) → {"STATION_ID", "COUNT"}.
 register_table!(pub TurnstileSummary = "turnstile_summary", String => StationCount);
+// Turnstile entries per line, written by `cta_line_entries` (re-keyed by line with
+// `group_by`), and its global mirror for the pages.
+register_table!(pub LineEntries = "line_entries", String => u64);
+register_table!(pub LineEntriesAll = "line_entries_all", String => u64);
