@@ -161,3 +161,23 @@ pub async fn count_values(ctx: AgentContext, events: Stream<String>) -> AgentRes
     Ok(())
 }
 register_agent!("count_values", count_values, group_by = ["value"]);
+
+/// `count_keys` in batches (`take`): up to 100 events or 100 ms, counted per key, then
+/// written to `key_counts` once per key and batch. The batch is acked when the next one
+/// is asked for. Its source has one partition (a batch's table writes share it).
+pub async fn count_batched(ctx: AgentContext, events: Stream<bytes::Bytes, String>) -> AgentResult {
+    let counts = ctx.table::<KeyCounts>()?;
+    let mut batches = events.take(100, std::time::Duration::from_millis(100));
+    while let Some(batch) = batches.next().await? {
+        let mut per_key: std::collections::BTreeMap<String, u64> = Default::default();
+        for key in batch.into_iter().filter_map(|e| e.key) {
+            *per_key.entry(key).or_default() += 1;
+        }
+        for (key, n) in per_key {
+            let total = counts.get(&key).await?.unwrap_or(0) + n;
+            counts.insert(&key, &total).await?;
+        }
+    }
+    Ok(())
+}
+register_agent!("count_batched", count_batched);
