@@ -242,9 +242,25 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
         let changelog = Names::new(settings).changelog_topic(name);
         let mut spec = TopicSpec::from_settings(settings, &changelog, format!("tables.{name}"));
         spec.partitions = settings.table_partitions(name);
-        spec.config
-            .entry("cleanup.policy".into())
-            .or_insert_with(|| "compact".into());
+        match &t.window {
+            None => {
+                spec.config
+                    .entry("cleanup.policy".into())
+                    .or_insert_with(|| "compact".into());
+            }
+            Some(w) => {
+                // Expiry tombstones the windows it removes; `delete` also drops what
+                // compaction would keep of windows older than any window kept (a day
+                // past `expires`, as Kafka Streams' windowed changelogs do).
+                spec.config
+                    .entry("cleanup.policy".into())
+                    .or_insert_with(|| "compact,delete".into());
+                let keep = w.size + w.expires + std::time::Duration::from_secs(24 * 3600);
+                spec.config
+                    .entry("retention.ms".into())
+                    .or_insert_with(|| keep.as_millis().to_string());
+            }
+        }
         specs.push(spec);
     }
     specs

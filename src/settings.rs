@@ -371,6 +371,123 @@ pub struct TableSettings {
     pub source_topic: Option<String>,
     /// A global table that mirrors another table of the settings follows its changelog.
     pub mirrors: Option<String>,
+    /// Makes the table windowed: its values are kept per key and time window
+    /// (`ctx.windowed_table::<T>()`).
+    pub window: Option<WindowSettings>,
+}
+
+/// The windows of a windowed table (`[tables.<name>] window = { kind = "tumbling", ... }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSettings {
+    pub kind: WindowKind,
+    /// The length of a window.
+    #[serde(deserialize_with = "de_duration")]
+    pub size: Duration,
+    /// Hopping: how far apart windows start. Sliding: the resolution (bucket length).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub step: Option<Duration>,
+    /// How long after its end a window still takes late events.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub grace: Duration,
+    /// How long after its end a window is kept (then removed from store and changelog).
+    #[serde(default = "default_window_expires", deserialize_with = "de_duration")]
+    pub expires: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    Tumbling,
+    Hopping,
+    Sliding,
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WindowKind::Tumbling => "tumbling",
+            WindowKind::Hopping => "hopping",
+            WindowKind::Sliding => "sliding",
+        })
+    }
+}
+
+impl WindowSettings {
+    /// The checks types cannot make; the error names the field.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let ms = |d: Duration| d.as_millis();
+        if ms(self.size) == 0 {
+            return Err(("size", "must be at least 1ms".into()));
+        }
+        match (self.kind, self.step) {
+            (WindowKind::Tumbling, Some(s)) if s != self.size => {
+                return Err((
+                    "step",
+                    "a tumbling window has no step (its windows follow each other); use kind = \"hopping\""
+                        .into(),
+                ))
+            }
+            (WindowKind::Hopping | WindowKind::Sliding, None) => {
+                return Err((
+                    "step",
+                    format!(
+                        "a {} window needs a step ({})",
+                        self.kind,
+                        if self.kind == WindowKind::Hopping {
+                            "how far apart windows start"
+                        } else {
+                            "its resolution: \"1ms\" for exact windows"
+                        }
+                    ),
+                ))
+            }
+            (_, Some(s)) if ms(s) == 0 => return Err(("step", "must be at least 1ms".into())),
+            (_, Some(s)) if s > self.size => {
+                return Err((
+                    "step",
+                    format!(
+                        "must not exceed the size ({:?} > {:?})",
+                        s, self.size
+                    ),
+                ))
+            }
+            (WindowKind::Sliding, Some(s)) if ms(self.size) % ms(s) != 0 => {
+                return Err((
+                    "step",
+                    format!(
+                        "a sliding window's size must be a whole number of steps ({:?} is not a multiple of {:?})",
+                        self.size, s
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if self.expires < self.grace {
+            return Err((
+                "expires",
+                format!(
+                    "must be at least the grace ({:?} < {:?}): a window cannot go while it still takes events",
+                    self.expires, self.grace
+                ),
+            ));
+        }
+        let max = Duration::from_secs(100 * 365 * 24 * 3600);
+        for (field, d) in [
+            ("size", self.size),
+            ("grace", self.grace),
+            ("expires", self.expires),
+        ] {
+            if d > max {
+                return Err((field, "must be under 100 years".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_window_expires() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_table_codec() -> CodecKind {
@@ -886,6 +1003,24 @@ impl Settings {
                     return Err(err(
                         key("mirrors"),
                         format!("a global table without source_topic may mirror another table of [tables]; {m:?} is not one"),
+                    ));
+                }
+            }
+            if let Some(w) = &t.window {
+                if t.global {
+                    return Err(err(
+                        key("window"),
+                        "a global table cannot be windowed (it is read-only; window the table its agent writes)".into(),
+                    ));
+                }
+                w.check()
+                    .map_err(|(field, message)| err(key(&format!("window.{field}")), message))?;
+            }
+            if let Some(m) = t.mirrors.as_ref().and_then(|m| self.tables.get(m)) {
+                if m.window.is_some() {
+                    return Err(err(
+                        key("mirrors"),
+                        "a global table cannot mirror a windowed table (its changelog holds windows, not entries)".into(),
                     ));
                 }
             }

@@ -10,7 +10,7 @@ use crate::kafka::admin::TopicSpec;
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
 use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::stream::{Channel, Port};
-use crate::table::{Table, TableError, TableSpec};
+use crate::table::{Table, TableError, TableSpec, WindowedTable};
 
 use super::env::AgentEnv;
 use super::status::AgentStatus;
@@ -112,6 +112,26 @@ impl AgentContext {
             .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
             .clone();
         Table::bind(
+            rt,
+            &self.name,
+            self.env.producer.clone(),
+            self.port.clone(),
+            self.status.clone(),
+        )
+    }
+
+    /// The windowed table `T` (a table with `tables.<name>.window` in the settings),
+    /// typed by its declaration; only the agent that writes it uses it.
+    pub fn windowed_table<T: TableSpec>(
+        &self,
+    ) -> Result<WindowedTable<T::Key, T::Value>, TableError> {
+        let rt = self
+            .env
+            .tables
+            .get(T::NAME)
+            .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
+            .clone();
+        WindowedTable::bind(
             rt,
             &self.name,
             self.env.producer.clone(),

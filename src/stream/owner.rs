@@ -12,6 +12,8 @@ use super::event::RawEvent;
 pub enum FailureKind {
     Decode,
     Process,
+    /// An event too late for its windows (a windowed table's grace has passed).
+    Late,
 }
 
 impl FailureKind {
@@ -19,6 +21,7 @@ impl FailureKind {
         match self {
             FailureKind::Decode => "decode",
             FailureKind::Process => "process",
+            FailureKind::Late => "late",
         }
     }
 }

@@ -154,7 +154,6 @@ impl Port {
 
     /// The timestamp of the event in hand (its event time; a batch's last), when it has
     /// one.
-    #[allow(dead_code)] // for windowed tables, being built
     pub(crate) fn current_timestamp(&self) -> Option<i64> {
         self.in_hand().last().and_then(|c| c.raw.timestamp)
     }
@@ -177,7 +176,6 @@ impl Port {
     /// Applies the agent's error policy to the events in hand, which the agent cannot
     /// use (a late event, say) but need not fail for: under `skip` and `dead-letter` the
     /// agent goes on with the next event; under `fail` it should return an error.
-    #[allow(dead_code)] // for windowed tables, being built
     pub(crate) async fn dispose_current(&self, kind: FailureKind, message: &str) -> Disposition {
         let in_hand: Vec<(Arc<RawEvent>, Option<AckToken>)> = self
             .in_hand()

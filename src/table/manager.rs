@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use super::decl::TableDecl;
 use super::partition::{RecoveryProgress, RecoveryState, TablePartition};
 use super::recovery::{recover, ReaderConsumer, ReaderContext, RecoverySpec};
 use super::store::{Change, StoreFactory, StoreMeter};
+use super::window::WindowSpec;
 use super::TableError;
 use crate::codec::{codec_for, Codec, Part};
 use crate::kafka::client::{client_config, ClientKind};
@@ -41,6 +43,10 @@ pub struct TableRuntime {
     pub meter: Arc<StoreMeter>,
     /// Bumped whenever a global table applies changes, for views that push updates.
     version: watch::Sender<u64>,
+    /// The windows of a windowed table (`tables.<name>.window`).
+    pub window: Option<WindowSpec>,
+    /// Events too late for a windowed table's windows, since the worker started.
+    pub late_events: AtomicU64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +54,9 @@ pub struct PartitionInfo {
     pub partition: i32,
     pub keys: u64,
     pub recovery: RecoveryProgress,
+    /// A windowed table's stream time: the highest event time the partition has seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_time: Option<i64>,
 }
 
 impl TableRuntime {
@@ -131,10 +140,18 @@ impl TableRuntime {
     pub fn info(&self) -> Vec<PartitionInfo> {
         self.held()
             .iter()
-            .map(|part| PartitionInfo {
-                partition: part.partition,
-                keys: part.count_keys().unwrap_or(0),
-                recovery: part.progress(),
+            .map(|part| {
+                let keys = part.count_keys().unwrap_or(0);
+                let stream_time = self
+                    .window
+                    .and_then(|_| super::windowed::stored_stream_time(part).ok().flatten());
+                PartitionInfo {
+                    partition: part.partition,
+                    // The stream time is kept under a key of its own: not an entry.
+                    keys: keys.saturating_sub(u64::from(stream_time.is_some())),
+                    recovery: part.progress(),
+                    stream_time,
+                }
             })
             .collect()
     }
@@ -188,6 +205,8 @@ impl TableManager {
                         == crate::settings::ProcessingGuarantee::ExactlyOnce,
                     version: watch::channel(0).0,
                     meter: Arc::default(),
+                    window: t.window.as_ref().map(WindowSpec::from_settings),
+                    late_events: AtomicU64::new(0),
                 }),
             );
         }

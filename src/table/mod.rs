@@ -13,6 +13,8 @@ pub mod manager;
 pub mod partition;
 pub(crate) mod recovery;
 pub mod store;
+pub mod window;
+pub mod windowed;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub use decl::{TableDecl, TableRegistry, TableSpec};
 pub use join::JoinTable;
 pub use manager::{TableManager, TableRuntime};
 pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
+pub use window::WindowSpec;
+pub use windowed::{Updated, Window, WindowedTable, WindowedView};
 
 use crate::stream::sink::{DeliveryObserver, Producer};
 use crate::stream::Port;
@@ -55,6 +59,16 @@ pub enum TableError {
     Changelog { table: String, message: String },
     #[error("the table was closed")]
     Closed,
+    #[error("table {0} has no window: set `tables.{0}.window` in the settings, or use ctx.table")]
+    NotWindowed(String),
+    #[error("table {0} is windowed (`tables.{0}.window`): use ctx.windowed_table")]
+    Windowed(String),
+    #[error("table {0}: the event in hand has no timestamp to take its event time from; give the time with .at(ms) or use .relative_to_now()")]
+    NoEventTime(String),
+    #[error("table {0} has sliding windows: reading one merges its buckets, so give the merge function with .with_merge(..)")]
+    NoMerge(String),
+    #[error("{message}")]
+    Late { table: String, message: String },
 }
 
 /// An agent's handle on a table.
@@ -93,6 +107,9 @@ where
         port: Arc<Port>,
         observer: Arc<dyn DeliveryObserver>,
     ) -> Result<Self, TableError> {
+        if rt.window.is_some() {
+            return Err(TableError::Windowed(rt.name.to_string()));
+        }
         let writable = rt.settings.agent.as_deref() == Some(agent);
         if !writable && !rt.is_global() {
             return Err(TableError::NotAllowed {

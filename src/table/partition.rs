@@ -72,6 +72,12 @@ pub struct TablePartition {
     transactional: bool,
     /// Highest changelog offset delivered in the open transaction.
     delivered: std::sync::atomic::AtomicI64,
+    /// A windowed table's stream time and window index, loaded from the store on first
+    /// use; held for a whole update, so that updates of a partition never interleave.
+    pub(crate) windows: tokio::sync::Mutex<Option<super::windowed::WindowCursor>>,
+    /// Bumped whenever staged writes are dropped (a lost changelog record, an aborted
+    /// transaction): what was derived from them in memory must be loaded again.
+    generation: AtomicU64,
 }
 
 impl TablePartition {
@@ -86,7 +92,14 @@ impl TablePartition {
             progress: Mutex::default(),
             transactional,
             delivered: std::sync::atomic::AtomicI64::new(-1),
+            windows: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Changes whenever staged writes were dropped.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn store(&self) -> Option<SharedStore> {
@@ -180,6 +193,7 @@ impl TablePartition {
 
     /// A staged write whose changelog record was lost: forget it (its event comes again).
     pub fn unstage(&self, key: &[u8], seq: u64) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let mut staged = self.staged();
         if matches!(staged.get(key), Some((s, _)) if *s == seq) {
             staged.remove(key);
@@ -188,6 +202,7 @@ impl TablePartition {
 
     /// Drops every staged write (a transaction was aborted).
     pub fn discard_staged(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.staged().clear();
         self.delivered.store(-1, Ordering::Release);
     }

@@ -437,6 +437,29 @@ impl TestDriver {
         self.send_raw(topic, key.as_deref(), Some(&value))
     }
 
+    /// Writes a record with timestamp `timestamp_ms` (its event time, for windowed
+    /// tables), encoded like [`Self::send`].
+    pub async fn send_at<K, V>(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: &V,
+        timestamp_ms: i64,
+    ) -> Result<(), DriverError>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        let codec_err = |e| codec_error(topic, e);
+        let codecs = self.codecs(topic)?;
+        let key = match key {
+            Some(k) => Some(codecs.key.encode(k).await.map_err(codec_err)?),
+            None => None,
+        };
+        let value = codecs.value.encode(value).await.map_err(codec_err)?;
+        self.append(topic, key.as_deref(), Some(&value), Some(timestamp_ms))
+    }
+
     /// Writes a record of bytes as they are (malformed input, other producers' formats).
     pub fn send_raw(
         &self,
@@ -444,10 +467,21 @@ impl TestDriver {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<(), DriverError> {
+        self.append(topic, key, value, None)
+    }
+
+    fn append(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) -> Result<(), DriverError> {
         let rec = OutRecord {
             topic: topic.to_string(),
             key: key.map(<[u8]>::to_vec),
             value: value.map(<[u8]>::to_vec),
+            timestamp,
             ..OutRecord::default()
         };
         self.broker
@@ -832,6 +866,23 @@ impl TestDriver {
         Ok(out)
     }
 
+    /// The windowed table `T` as this worker holds it (all partitions).
+    pub fn windowed<T: TableSpec>(
+        &self,
+    ) -> Result<crate::table::WindowedView<T::Key, T::Value>, DriverError> {
+        let rt = self
+            .worker()
+            .tables
+            .get(T::NAME)
+            .ok_or_else(|| crate::table::TableError::Unknown(T::NAME.to_string()))?;
+        Ok(crate::table::WindowedView::bind(rt.clone())?)
+    }
+
+    /// The name of table `name`'s changelog topic.
+    pub fn changelog_topic(&self, name: &str) -> String {
+        Names::new(&self.settings).changelog_topic(name)
+    }
+
     /// The counters of agent `name` (as `/agents` shows them).
     pub fn status(&self, name: &str) -> Result<StatusSnapshot, DriverError> {
         self.worker()
@@ -924,3 +975,6 @@ fn follow_globals(
 mod operator_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod window_tests;

@@ -78,6 +78,7 @@ fn list(s: &WorkerState) -> Value {
                 "value_codec": t.settings.value_codec.to_string(),
                 "held": t.info(),
                 "store_operations": t.meter.reading(),
+                "window": t.window_info(),
             })
         })
         .collect();
@@ -147,6 +148,9 @@ async fn page(s: &WorkerState, name: &str, q: PageQuery) -> warp::reply::Respons
         },
         None => None,
     };
+    if t.window.is_some() {
+        return window_page(t, name, after.as_deref(), limit);
+    }
     let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for part in t.held() {
         match part.scan(after.as_deref(), limit) {
@@ -175,6 +179,45 @@ async fn page(s: &WorkerState, name: &str, q: PageQuery) -> warp::reply::Respons
     .into_response()
 }
 
+/// A page of a windowed table: `limit` keys, each with its windows.
+fn window_page(
+    t: &TableRuntime,
+    name: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> warp::reply::Response {
+    let page = match t.window_page(after, limit) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|(k, _)| key_text(&show(&t.key_codec, k))))
+        .flatten();
+    let rows: Vec<Value> = page
+        .iter()
+        .map(|(k, windows)| {
+            json!({
+                "key": show(&t.key_codec, k),
+                "windows": windows_json(t, windows),
+            })
+        })
+        .collect();
+    warp::reply::json(&json!({
+        "table": name,
+        "count": rows.len(),
+        "entries": rows,
+        "next_after": next,
+    }))
+    .into_response()
+}
+
+fn windows_json(t: &TableRuntime, windows: &[crate::table::windowed::RawWindow]) -> Vec<Value> {
+    windows
+        .iter()
+        .map(|w| json!({ "start": w.start, "end": w.end, "value": show(&t.value_codec, &w.value) }))
+        .collect()
+}
+
 /// The text form of a key for `?after=`: strings as they are, other values as JSON. A
 /// string that is itself a JSON string literal (`"x"`, quotes included) is given as JSON,
 /// or `?after=` would read it back without its quotes.
@@ -194,6 +237,22 @@ async fn lookup(s: &WorkerState, name: &str, text: &str) -> warp::reply::Respons
         Ok(k) => k,
         Err(r) => return *r,
     };
+    if t.window.is_some() {
+        return match t.windows_of(&bytes) {
+            Ok(Some((partition, windows))) if !windows.is_empty() => warp::reply::json(&json!({
+                "table": name,
+                "partition": partition,
+                "key": key,
+                "windows": windows_json(t, &windows),
+            }))
+            .into_response(),
+            Ok(_) => error(
+                StatusCode::NOT_FOUND,
+                format!("key {key} has no windows in table {name} on this worker"),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+    }
     for part in t.held() {
         match part.get(&bytes) {
             Ok(Some(v)) => {
