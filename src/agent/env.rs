@@ -8,6 +8,7 @@ use crate::codec::CodecCache;
 use crate::kafka::TopicAdmin;
 use crate::settings::Settings;
 use crate::stream::sink::Producer;
+use crate::stream::{Leadership, WallClock};
 use crate::table::TableManager;
 
 pub struct AgentEnv {
@@ -20,4 +21,8 @@ pub struct AgentEnv {
     pub admin: Arc<dyn TopicAdmin>,
     /// The exactly-once coordinator, when `processing_guarantee = "exactly_once"`.
     pub coordinator: Option<Arc<dyn Coordinator>>,
+    /// The app's leadership, when an enabled agent's timer fires `on_leader`.
+    pub leader: Option<Arc<dyn Leadership>>,
+    /// Where timers read the time: the system's clock, or the test driver's virtual one.
+    pub clock: WallClock,
 }

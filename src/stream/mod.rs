@@ -3,6 +3,7 @@
 pub mod ack;
 pub mod event;
 pub(crate) mod feed;
+pub mod leadership;
 pub mod owner;
 pub mod sink;
 pub mod timer;
@@ -11,5 +12,6 @@ pub mod typed;
 pub use event::{Event, Headers, RawEvent};
 pub use owner::{Disposition, FailureKind, StreamOwner};
 pub use sink::{DeliveryObserver, DeliveryTag, EnqueueError, OutRecord, Producer, RecordSink};
-pub use timer::Tick;
+pub use leadership::{LeaderState, Leadership};
+pub use timer::{Tick, WallClock};
 pub use typed::{Port, Stream, StreamError};
