@@ -108,7 +108,10 @@ pub struct AppSettings {
     pub startup_timeout: Duration,
     /// Session timeout of the leader election (`on_leader` timers): a leader that dies
     /// without leaving is replaced within about this long.
-    #[serde(default = "default_leader_session_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_leader_session_timeout",
+        deserialize_with = "de_duration"
+    )]
     pub leader_session_timeout: Duration,
 }
 
@@ -637,7 +640,10 @@ pub enum Schedule {
     /// Every interval (speedup applied).
     Every(Duration),
     /// At the times a crontab expression names, read in a time zone.
-    Cron { expr: String, timezone: chrono_tz::Tz },
+    Cron {
+        expr: String,
+        timezone: chrono_tz::Tz,
+    },
 }
 
 impl Source {
@@ -679,7 +685,9 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
 /// An IANA time zone name (`America/Chicago`, `UTC`).
 pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
     name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("unknown time zone \"{name}\" (give an IANA name like \"America/Chicago\" or \"UTC\")")
+        format!(
+            "unknown time zone \"{name}\" (give an IANA name like \"America/Chicago\" or \"UTC\")"
+        )
     })
 }
 
@@ -725,7 +733,13 @@ impl AgentSettings {
 
     /// Whether the agent is a timer that fires on the leader only.
     pub fn on_leader(&self) -> bool {
-        matches!(self.source(), Source::Timer(TimerSpec { on_leader: true, .. }))
+        matches!(
+            self.source(),
+            Source::Timer(TimerSpec {
+                on_leader: true,
+                ..
+            })
+        )
     }
 }
 
@@ -1145,7 +1159,10 @@ impl Settings {
                 if a.concurrency != 1 {
                     return Err(err(
                         key("concurrency"),
-                        format!("an on_leader timer runs one instance, on one worker; not {}", a.concurrency),
+                        format!(
+                            "an on_leader timer runs one instance, on one worker; not {}",
+                            a.concurrency
+                        ),
                     ));
                 }
             }
@@ -1403,41 +1420,65 @@ mod tests {
         let text = format!("[app]\nid = \"t\"\n[agents.tick]\n{source}\n");
         match load_from_text(&text, Some(Path::new("/etc/cta/settings.toml")), &[]) {
             Err(e) => e.to_string(),
-            Ok(s) => s.validate(&["tick"]).map(|_| String::new()).unwrap_or_else(|e| e.to_string()),
+            Ok(s) => s
+                .validate(&["tick"])
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string()),
         }
     }
 
     #[test]
     fn cron_sources_name_the_key_and_the_file_of_a_mistake() {
         let e = timer_error("source.cron = \"61 * * * *\"");
-        assert!(e.contains("agents.tick.source.cron") && e.contains("/etc/cta/settings.toml"), "{e}");
+        assert!(
+            e.contains("agents.tick.source.cron") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
         assert!(e.contains("invalid cron expression \"61 * * * *\""), "{e}");
         let e = timer_error("source.cron = \"0 * * *\"");
         assert!(e.contains("agents.tick.source.cron"), "{e}");
         let e = timer_error("source.cron = \"0 * * * *\"\nsource.timezone = \"America/Chicgo\"");
-        assert!(e.contains("agents.tick.source.timezone") && e.contains("/etc/cta/settings.toml"), "{e}");
+        assert!(
+            e.contains("agents.tick.source.timezone") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
         assert!(e.contains("unknown time zone \"America/Chicgo\""), "{e}");
         let e = timer_error("source.timer = \"5s\"\nsource.timezone = \"UTC\"");
-        assert!(e.contains("agents.tick.source.timezone") && e.contains("only a cron source"), "{e}");
+        assert!(
+            e.contains("agents.tick.source.timezone") && e.contains("only a cron source"),
+            "{e}"
+        );
         let e = timer_error("source.cron = \"0 * * * *\"\nsource.timer = \"5s\"");
-        assert!(e.contains("agents.tick.source") && e.contains("exactly one"), "{e}");
+        assert!(
+            e.contains("agents.tick.source") && e.contains("exactly one"),
+            "{e}"
+        );
         let e = timer_error("source.cron = \"0 * * * *\"\nsource.speedup = 2");
         assert!(e.contains("agents.tick.source.speedup"), "{e}");
         let e = timer_error("source.topics = [\"in\"]\nsource.on_leader = true");
         assert!(e.contains("agents.tick.source.on_leader"), "{e}");
         let e = timer_error("source.timer = \"1s\"\nsource.on_leader = true\nconcurrency = 2");
-        assert!(e.contains("agents.tick.concurrency") && e.contains("on_leader"), "{e}");
+        assert!(
+            e.contains("agents.tick.concurrency") && e.contains("on_leader"),
+            "{e}"
+        );
         let e = timer_error("source.on_leader = \"maybe\"\nsource.timer = \"1s\"");
         assert!(e.contains("agents.tick.source.on_leader"), "{e}");
         let text = "[app]\nid = \"t\"\nleader_session_timeout = \"100ms\"\n";
         let s = load_from_text(text, Some(Path::new("/etc/cta/settings.toml")), &[]).unwrap();
         let e = s.validate(&[]).unwrap_err().to_string();
-        assert!(e.contains("app.leader_session_timeout") && e.contains("/etc/cta/settings.toml"), "{e}");
+        assert!(
+            e.contains("app.leader_session_timeout") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
     }
 
     #[test]
     fn cron_sources_read_their_zone_and_run_on_the_leader_when_asked() {
-        assert_eq!(timer_error("source.cron = \"@hourly\"\nsource.on_leader = true"), "");
+        assert_eq!(
+            timer_error("source.cron = \"@hourly\"\nsource.on_leader = true"),
+            ""
+        );
         let text = "[app]\nid = \"t\"\n[agents.tick]\nsource.cron = \"0 8 * * 1-5\"\n\
                     source.timezone = \"America/Chicago\"\nsource.on_leader = true\n\
                     [agents.beat]\nsource.timer = \"5s\"\nsource.speedup = 5\n";
@@ -1455,7 +1496,10 @@ mod tests {
             })
         );
         assert!(tick.on_leader());
-        assert_eq!(tick.source().to_string(), "cron 0 8 * * 1-5 (America/Chicago) on the leader");
+        assert_eq!(
+            tick.source().to_string(),
+            "cron 0 8 * * 1-5 (America/Chicago) on the leader"
+        );
         let beat = &s.agents["beat"];
         assert!(!beat.on_leader());
         assert_eq!(beat.source().to_string(), "timer every 1s");

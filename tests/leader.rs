@@ -36,12 +36,22 @@ fn read_all(topic: &str, read_committed: bool) -> Vec<(Option<Vec<u8>>, Vec<u8>)
         .set("bootstrap.servers", broker())
         .set("group.id", unique("test-reader"))
         .set("enable.auto.commit", "false")
-        .set("isolation.level", if read_committed { "read_committed" } else { "read_uncommitted" })
+        .set(
+            "isolation.level",
+            if read_committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
         .create()
         .unwrap();
-    let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    let (_, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     c.assign(&tpl).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
@@ -51,7 +61,10 @@ fn read_all(topic: &str, read_committed: bool) -> Vec<(Option<Vec<u8>>, Vec<u8>)
     while high > 0 && Instant::now() < deadline {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                out.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec()));
+                out.push((
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().unwrap_or_default().to_vec(),
+                ));
                 if m.offset() >= high - 1 {
                     break;
                 }
@@ -113,8 +126,18 @@ async fn wait_for_ticks_from_other(topic: &str, not: &str, timeout: Duration) ->
 /// rising, and each run ending before the next one's first tick.
 fn assert_one_at_a_time(all: &[Ticked]) -> Vec<(String, usize)> {
     for w in all.windows(2) {
-        assert!(w[1].seq > w[0].seq, "a number repeated or went back: {:?} then {:?}", w[0], w[1]);
-        assert!(w[1].at_ms >= w[0].at_ms, "ticks out of time order: {:?} then {:?}", w[0], w[1]);
+        assert!(
+            w[1].seq > w[0].seq,
+            "a number repeated or went back: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
+        assert!(
+            w[1].at_ms >= w[0].at_ms,
+            "ticks out of time order: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
     }
     let mut runs: Vec<(String, usize)> = Vec::new();
     for t in all {
@@ -154,7 +177,12 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
     let before = ticks(&out);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = ticks(&out);
-    assert!(after.len() >= before.len() + 8, "ticking goes on: {} then {}", before.len(), after.len());
+    assert!(
+        after.len() >= before.len() + 8,
+        "ticking goes on: {} then {}",
+        before.len(),
+        after.len()
+    );
     let fresh = &after[before.len()..];
     let leader = fresh[0].worker.clone();
     assert!(
@@ -167,14 +195,28 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
     let follower = if leader == "a" { "b" } else { "a" };
     assert_eq!(leads(&leading, "ticker").await, Some(true));
     assert_eq!(leads(&following, "ticker").await, Some(false));
-    let metrics = reqwest::get(leading.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("cta_stream_agent_leader{agent=\"ticker\"} 1"), "{metrics}");
+    let metrics = reqwest::get(leading.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cta_stream_agent_leader{agent=\"ticker\"} 1"),
+        "{metrics}"
+    );
 
     // Paused past its session: the follower takes over; resumed, the old leader is fenced.
     leading.signal("STOP");
     let paused = Instant::now();
-    let took_over = wait_for_ticks_from_other(&out, &leader, SESSION + MARGIN + Duration::from_secs(10)).await;
-    assert_eq!(took_over.as_deref(), Some(follower), "no take-over from a paused leader\n{}", following.log_text());
+    let took_over =
+        wait_for_ticks_from_other(&out, &leader, SESSION + MARGIN + Duration::from_secs(10)).await;
+    assert_eq!(
+        took_over.as_deref(),
+        Some(follower),
+        "no take-over from a paused leader\n{}",
+        following.log_text()
+    );
     let took = paused.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     leading.signal("CONT");
@@ -187,26 +229,47 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
         "the resumed leader ticked again: {runs:?}\n{}",
         leading.log_text()
     );
-    assert!(took <= SESSION + MARGIN + Duration::from_secs(2), "take-over from a paused leader took {took:?}");
-    assert_eq!(leads(&leading, "ticker").await, Some(false), "{}", leading.log_text());
+    assert!(
+        took <= SESSION + MARGIN + Duration::from_secs(2),
+        "take-over from a paused leader took {took:?}"
+    );
+    assert_eq!(
+        leads(&leading, "ticker").await,
+        Some(false),
+        "{}",
+        leading.log_text()
+    );
 
     // Killed: the resumed worker (a follower now) takes over within the session.
     let count_before_kill = all.len();
     following.kill9();
-    let back = wait_for_ticks_from_other(&out, follower, SESSION + MARGIN + Duration::from_secs(10)).await;
-    assert_eq!(back.as_deref(), Some(leader.as_str()), "no take-over from a killed leader\n{}", leading.log_text());
+    let back =
+        wait_for_ticks_from_other(&out, follower, SESSION + MARGIN + Duration::from_secs(10)).await;
+    assert_eq!(
+        back.as_deref(),
+        Some(leader.as_str()),
+        "no take-over from a killed leader\n{}",
+        leading.log_text()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = ticks(&out);
     assert!(all.len() > count_before_kill);
     let runs = assert_one_at_a_time(&all);
     let changes = handovers(&all);
     let (from, to, gap) = changes.last().cloned().unwrap();
-    assert_eq!((from.as_str(), to.as_str()), (follower, leader.as_str()), "{runs:?}");
+    assert_eq!(
+        (from.as_str(), to.as_str()),
+        (follower, leader.as_str()),
+        "{runs:?}"
+    );
     assert!(
         gap <= SESSION + MARGIN,
         "the take-over from a killed leader took {gap:?} between ticks (session {SESSION:?}): {changes:?}"
     );
-    assert!(gap >= Duration::from_millis(200), "ticks overlapped at the take-over: {changes:?}");
+    assert!(
+        gap >= Duration::from_millis(200),
+        "ticks overlapped at the take-over: {changes:?}"
+    );
     assert_eq!(leads(&leading, "ticker").await, Some(true));
 }
 
@@ -257,12 +320,24 @@ async fn the_cta_clock_goes_on_from_the_last_step_when_its_leader_dies() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         ticks = read();
     }
-    assert!(ticks.len() >= before + 20, "the clock stopped after the kill ({} ticks)\n{}", ticks.len(), following.log_text());
+    assert!(
+        ticks.len() >= before + 20,
+        "the clock stopped after the kill ({} ticks)\n{}",
+        ticks.len(),
+        following.log_text()
+    );
     assert_eq!(leads(&following, "cta_clock").await, Some(true));
-    let sim: Vec<i64> = ticks.iter().map(|t| t["sim_time_ms"].as_i64().unwrap()).collect();
+    let sim: Vec<i64> = ticks
+        .iter()
+        .map(|t| t["sim_time_ms"].as_i64().unwrap())
+        .collect();
     let steps: Vec<u64> = ticks.iter().map(|t| t["step"].as_u64().unwrap()).collect();
     for (i, w) in sim.windows(2).enumerate() {
-        assert!(w[1] > w[0], "simulated time repeated or went back at {i}: {:?}", &ticks[i..i + 2]);
+        assert!(
+            w[1] > w[0],
+            "simulated time repeated or went back at {i}: {:?}",
+            &ticks[i..i + 2]
+        );
         assert_eq!((w[1] - w[0]) % 300_000, 0, "steps of 5 simulated minutes");
     }
     assert!(steps.windows(2).all(|w| w[1] > w[0]), "{steps:?}");

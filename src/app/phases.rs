@@ -125,8 +125,8 @@ pub(super) async fn build_state(
     };
     let codecs = Arc::new(CodecCache::new(settings.clone(), schema_registry));
     let leader = if settings.enabled_agents().any(|(_, a)| a.on_leader()) {
-        let l = KafkaLeader::start(settings, Arc::new(producer.clone()))
-            .map_err(AppError::Startup)?;
+        let l =
+            KafkaLeader::start(settings, Arc::new(producer.clone())).map_err(AppError::Startup)?;
         Some(l as Arc<dyn Leadership>)
     } else {
         None

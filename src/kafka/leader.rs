@@ -80,7 +80,9 @@ impl Shared {
         let budget = self.session / 2;
         let started = Instant::now();
         if !self.in_flight.wait_idle_blocking(budget) {
-            tracing::warn!("an on_leader timer's firing was still in hand when the leadership went");
+            tracing::warn!(
+                "an on_leader timer's firing was still in hand when the leadership went"
+            );
         }
         let left = budget.saturating_sub(started.elapsed());
         if let Err(e) = self.runtime.block_on(self.producer.flush(left)) {
@@ -226,7 +228,11 @@ impl Leadership for KafkaLeader {
                 }
                 Err(ClaimError::NotLeader) => return None,
                 Err(ClaimError::Failed(e)) => {
-                    tracing::warn!(timer, attempt, "cannot record an on_leader timer's firing: {e}");
+                    tracing::warn!(
+                        timer,
+                        attempt,
+                        "cannot record an on_leader timer's firing: {e}"
+                    );
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
             }
@@ -250,7 +256,11 @@ impl Leadership for KafkaLeader {
 }
 
 /// The election's thread: serves the consumer's rebalances and the claims, in turn.
-fn run(consumer: BaseConsumer<LeaderContext>, shared: Arc<Shared>, requests: mpsc::Receiver<Request>) {
+fn run(
+    consumer: BaseConsumer<LeaderContext>,
+    shared: Arc<Shared>,
+    requests: mpsc::Receiver<Request>,
+) {
     // The numbers as last committed, while this worker leads.
     let mut numbers: Option<Numbers> = None;
     let mut last_error = String::new();
@@ -312,7 +322,8 @@ fn read_numbers(consumer: &BaseConsumer<LeaderContext>, topic: &str) -> Result<N
     if meta.is_empty() {
         return Ok(Numbers::default());
     }
-    serde_json::from_str(&meta).map_err(|e| format!("the group's metadata {meta:?} is not the leader's: {e}"))
+    serde_json::from_str(&meta)
+        .map_err(|e| format!("the group's metadata {meta:?} is not the leader's: {e}"))
 }
 
 /// Commits `timer`'s next number; the broker takes it only from the current generation.

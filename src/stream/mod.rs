@@ -10,8 +10,8 @@ pub mod timer;
 pub mod typed;
 
 pub use event::{Event, Headers, RawEvent};
+pub use leadership::{LeaderState, Leadership};
 pub use owner::{Disposition, FailureKind, StreamOwner};
 pub use sink::{DeliveryObserver, DeliveryTag, EnqueueError, OutRecord, Producer, RecordSink};
-pub use leadership::{LeaderState, Leadership};
 pub use timer::{Tick, WallClock};
 pub use typed::{Port, Stream, StreamError};

@@ -68,8 +68,8 @@ use crate::services::rest_proxy::EmbeddedRestProxy;
 use crate::settings::{ProcessingGuarantee, Settings, Source, StoreBackend};
 use crate::stream::event::Headers;
 use crate::stream::leadership::{Leadership, SoleLeader};
-use crate::stream::WallClock;
 use crate::stream::sink::{OutRecord, Producer};
+use crate::stream::WallClock;
 use crate::table::{TableDecl, TableManager, TableRegistry, TableSpec};
 
 #[derive(Debug, Error)]
