@@ -191,7 +191,7 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
         a.log_text(),
         b.log_text()
     );
-    let (mut leading, mut following) = if leader == "a" { (a, b) } else { (b, a) };
+    let (leading, mut following) = if leader == "a" { (a, b) } else { (b, a) };
     let follower = if leader == "a" { "b" } else { "a" };
     assert_eq!(leads(&leading, "ticker").await, Some(true));
     assert_eq!(leads(&following, "ticker").await, Some(false));
@@ -229,10 +229,13 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
         "the resumed leader ticked again: {runs:?}\n{}",
         leading.log_text()
     );
+    eprintln!("take-over from the paused leader seen after {took:?}; runs {runs:?}");
     assert!(
         took <= SESSION + MARGIN + Duration::from_secs(2),
         "take-over from a paused leader took {took:?}"
     );
+    let resumed = leading.log_text();
+    assert!(resumed.contains("no longer the app's leader"), "{resumed}");
     assert_eq!(
         leads(&leading, "ticker").await,
         Some(false),
@@ -270,6 +273,7 @@ async fn one_worker_ticks_and_another_takes_over_from_a_paused_or_killed_leader(
         gap >= Duration::from_millis(200),
         "ticks overlapped at the take-over: {changes:?}"
     );
+    eprintln!("hand-overs (from, to, gap between their ticks): {changes:?}");
     assert_eq!(leads(&leading, "ticker").await, Some(true));
 }
 
@@ -301,7 +305,7 @@ async fn the_cta_clock_goes_on_from_the_last_step_when_its_leader_dies() {
     let a_leads = leads(&a, "cta_clock").await == Some(true);
     let b_leads = leads(&b, "cta_clock").await == Some(true);
     assert!(a_leads ^ b_leads, "one leader: a {a_leads}, b {b_leads}");
-    let (mut leading, mut following) = if a_leads { (a, b) } else { (b, a) };
+    let (mut leading, following) = if a_leads { (a, b) } else { (b, a) };
     let read = || {
         read_all(&clock, true)
             .into_iter()
@@ -344,11 +348,17 @@ async fn the_cta_clock_goes_on_from_the_last_step_when_its_leader_dies() {
     // At most the step the dead leader had recorded and not published is missing.
     let gaps = steps.windows(2).filter(|w| w[1] != w[0] + 1).count();
     assert!(gaps <= 1, "{steps:?}");
-    let first_new = ticks
+    let emitted = ticks
         .iter()
         .map(|t| t["emitted_ms"].as_i64().unwrap())
         .collect::<Vec<_>>();
-    let gap_ms = first_new.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    let gap_ms = emitted.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    eprintln!(
+        "the clock's longest pause: {gap_ms} ms; {} ticks, steps {:?}..{:?}",
+        ticks.len(),
+        steps.first(),
+        steps.last()
+    );
     assert!(
         Duration::from_millis(gap_ms as u64) <= SESSION + MARGIN,
         "the clock stood still for {gap_ms} ms (session {SESSION:?}); killed {:?} ago",

@@ -16,7 +16,9 @@
 //! Handing over: when the partition is revoked, the leader stops claiming at once, waits
 //! for the firing its agents have in hand and flushes the producer, all before the
 //! rebalance goes on; the group gives the partition to the next leader only after that
-//! (librdkafka's eager protocol). So the next leader's records come after the last one's.
+//! (a partition is assigned anew only once its holder revoked it, or was expired). So the
+//! next leader's records come after the last one's. The assignment is sticky: workers
+//! joining do not move the leadership.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -159,6 +161,9 @@ impl KafkaLeader {
             "heartbeat.interval.ms",
             (session.as_millis() / 5).max(100).to_string(),
         );
+        // Sticky: a worker that joins (or comes back after a pause) does not take the
+        // leadership from a live leader; the partition moves only when its holder goes.
+        cfg.set("partition.assignment.strategy", "cooperative-sticky");
         cfg.set("auto.offset.reset", "latest");
         cfg.set("statistics.interval.ms", "0");
         let consumer: BaseConsumer<LeaderContext> = cfg
