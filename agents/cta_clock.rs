@@ -3,6 +3,10 @@
 //! the timer's `speedup`); `cta_trains`, `cta_turnstiles` and `cta_weather` follow that
 //! topic and emit what happens in each step. A clock on a topic lets every producer see
 //! the same time, and lets a test drive one exact step.
+//!
+//! The clock's timer fires `on_leader`: however many workers run the app, one ticks. Its
+//! step is the timer's `seq`, which the next leader continues, so a take-over neither
+//! repeats a step nor sends simulated time backwards.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -52,8 +56,9 @@ pub fn parse_start(start: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
 }
 
 /// "today" is the day the process started, whenever the agent restarts; steps are the
-/// timer's ticks, which keep counting across agent restarts: a restarted clock never
-/// sends simulated time backwards.
+/// timer's app-wide firing numbers (`Tick::seq`), which keep counting across agent
+/// restarts and leaders: simulated time never goes backwards. (A take-over by a worker
+/// started on a later day jumps forward by the days between.)
 static TODAY_MS: OnceLock<i64> = OnceLock::new();
 
 /// Publishes a `SimTick` to its first sink at every tick of its timer.
@@ -79,7 +84,7 @@ pub async fn cta_clock(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResul
     let out = ctx.sink(0)?;
     tracing::info!(start = %DateTime::from_timestamp_millis(start_ms).unwrap_or_default(), step = %p.step, "simulation clock");
     while let Some(t) = ticks.next().await? {
-        let n = t.value.n;
+        let n = t.value.seq;
         let tick = SimTick {
             step: n,
             sim_time_ms: start_ms + n as i64 * step.as_millis() as i64,

@@ -36,12 +36,22 @@ pub async fn forward(ctx: AgentContext, mut events: Stream<serde_json::Value>) -
 }
 register_agent!("forward", forward);
 
-/// Emits `{"n": .., "at_ms": ..}` to its first sink at every tick of its timer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TickerParams {
+    /// Keys every tick with this name (which worker ticked), instead of its number.
+    #[serde(default)]
+    worker: Option<String>,
+}
+
+/// Emits the `Tick` (`{"n": .., "at_ms": .., "seq": ..}`) to its first sink at every
+/// firing of its timer, keyed by its number or by `params.worker`.
 pub async fn ticker(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
+    let p: TickerParams = ctx.params()?;
     let out = ctx.sink(0)?;
     while let Some(tick) = ticks.next().await? {
-        ctx.send(out, Some(&tick.value.n.to_string()), &tick.value)
-            .await?;
+        let key = p.worker.clone().unwrap_or_else(|| tick.value.n.to_string());
+        ctx.send(out, Some(&key), &tick.value).await?;
     }
     Ok(())
 }

@@ -225,6 +225,14 @@ pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
             ));
         }
     }
+    if settings.enabled_agents().any(|(_, a)| a.on_leader()) {
+        // The leader election's topic: one partition, whatever the defaults say (its one
+        // holder is the leader); nothing is written to it.
+        let topic = Names::new(settings).leader_topic();
+        let mut spec = TopicSpec::from_settings(settings, &topic, "on_leader timers".into());
+        spec.partitions = 1;
+        specs.push(spec);
+    }
     for (name, t) in &settings.tables {
         if t.global {
             // The topic a global table follows may be written later (by another app,

@@ -106,6 +106,13 @@ pub struct AppSettings {
     /// How long the worker waits for the broker at start before giving up.
     #[serde(default = "default_startup_timeout", deserialize_with = "de_duration")]
     pub startup_timeout: Duration,
+    /// Session timeout of the leader election (`on_leader` timers): a leader that dies
+    /// without leaving is replaced within about this long.
+    #[serde(
+        default = "default_leader_session_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub leader_session_timeout: Duration,
 }
 
 impl AppSettings {
@@ -131,6 +138,9 @@ fn default_startup_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_metadata_refresh() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_leader_session_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
@@ -721,7 +731,7 @@ fn default_true() -> bool {
     true
 }
 
-/// Exactly one of `topics`, `pattern`, `timer` or `channel`.
+/// Exactly one of `topics`, `pattern`, `timer`, `cron` or `channel`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
@@ -734,6 +744,14 @@ pub struct SourceSettings {
     pub speedup: Option<f64>,
     /// An in-memory channel other agents of the worker send to (`ctx.channel(name)`).
     pub channel: Option<String>,
+    /// A crontab schedule: `"0 * * * *"` (minute hour day-of-month month day-of-week), or
+    /// with seconds first (six fields), or an alias like `"@hourly"`.
+    pub cron: Option<String>,
+    /// The IANA time zone a `cron` schedule is read in (default UTC).
+    pub timezone: Option<String>,
+    /// The timer fires on one worker of the app only, the leader.
+    #[serde(default)]
+    pub on_leader: bool,
 }
 
 /// The source of an agent, once validated.
@@ -741,14 +759,33 @@ pub struct SourceSettings {
 pub enum Source {
     Topics(Vec<String>),
     Pattern(String),
-    Timer(Duration),
+    Timer(TimerSpec),
     Channel(String),
+}
+
+/// When a timer source fires, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerSpec {
+    pub schedule: Schedule,
+    /// Only on the app's leader (one worker at a time).
+    pub on_leader: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every interval (speedup applied).
+    Every(Duration),
+    /// At the times a crontab expression names, read in a time zone.
+    Cron {
+        expr: String,
+        timezone: chrono_tz::Tz,
+    },
 }
 
 impl Source {
     /// A timer faster than the runtime can honour (under a millisecond).
     pub fn timer_too_fast(&self) -> bool {
-        matches!(self, Source::Timer(d) if *d < Duration::from_millis(1))
+        matches!(self, Source::Timer(TimerSpec { schedule: Schedule::Every(d), .. }) if *d < Duration::from_millis(1))
     }
 }
 
@@ -757,10 +794,38 @@ impl fmt::Display for Source {
         match self {
             Source::Topics(t) => write!(f, "topics {}", t.join(", ")),
             Source::Pattern(p) => write!(f, "pattern {p}"),
-            Source::Timer(d) => write!(f, "timer every {}", humantime::format_duration(*d)),
             Source::Channel(c) => write!(f, "channel {c}"),
+            Source::Timer(t) => {
+                match &t.schedule {
+                    Schedule::Every(d) => {
+                        write!(f, "timer every {}", humantime::format_duration(*d))?
+                    }
+                    Schedule::Cron { expr, timezone } => write!(f, "cron {expr} ({timezone})")?,
+                }
+                if t.on_leader {
+                    f.write_str(" on the leader")?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// A crontab expression as the timers read it: five fields (minutes), six (seconds
+/// first) or seven (a year last), or an alias (`@hourly`, `@daily`, ...).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::new()
+        .parse(expr)
+        .map_err(|e| format!("invalid cron expression \"{expr}\": {e}"))
+}
+
+/// An IANA time zone name (`America/Chicago`, `UTC`).
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        format!(
+            "unknown time zone \"{name}\" (give an IANA name like \"America/Chicago\" or \"UTC\")"
+        )
+    })
 }
 
 impl AgentSettings {
@@ -768,25 +833,55 @@ impl AgentSettings {
         self.function.as_deref().unwrap_or(agent)
     }
 
-    /// The validated source; `validate` has checked that exactly one kind is set.
+    /// The validated source; `validate` has checked that exactly one kind is set (an
+    /// unvalidated cron expression or time zone reads as UTC).
     pub fn source(&self) -> Source {
         if let Some(t) = &self.source.topics {
             let mut topics = t.clone();
             topics.extend(self.stages.iter().map(|s| s.topic.clone()));
-            Source::Topics(topics)
-        } else if let Some(p) = &self.source.pattern {
-            Source::Pattern(p.clone())
-        } else if let Some(c) = &self.source.channel {
-            Source::Channel(c.clone())
-        } else {
-            let every = self.source.timer.unwrap_or(Duration::from_secs(1));
-            match self.source.speedup {
-                Some(x) if x.is_finite() && x > 0.0 => {
-                    Source::Timer(Duration::from_secs_f64(every.as_secs_f64() / x))
-                }
-                _ => Source::Timer(every),
-            }
+            return Source::Topics(topics);
         }
+        if let Some(p) = &self.source.pattern {
+            return Source::Pattern(p.clone());
+        }
+        if let Some(c) = &self.source.channel {
+            return Source::Channel(c.clone());
+        }
+        let schedule = match &self.source.cron {
+            Some(expr) => Schedule::Cron {
+                expr: expr.clone(),
+                timezone: self
+                    .source
+                    .timezone
+                    .as_deref()
+                    .and_then(|z| parse_timezone(z).ok())
+                    .unwrap_or(chrono_tz::UTC),
+            },
+            None => {
+                let every = self.source.timer.unwrap_or(Duration::from_secs(1));
+                Schedule::Every(match self.source.speedup {
+                    Some(x) if x.is_finite() && x > 0.0 => {
+                        Duration::from_secs_f64(every.as_secs_f64() / x)
+                    }
+                    _ => every,
+                })
+            }
+        };
+        Source::Timer(TimerSpec {
+            schedule,
+            on_leader: self.source.on_leader,
+        })
+    }
+
+    /// Whether the agent is a timer that fires on the leader only.
+    pub fn on_leader(&self) -> bool {
+        matches!(
+            self.source(),
+            Source::Timer(TimerSpec {
+                on_leader: true,
+                ..
+            })
+        )
     }
 }
 
@@ -1081,6 +1176,16 @@ impl Settings {
         if self.app.broker.trim().is_empty() {
             return Err(err("app.broker".into(), "must not be empty".into()));
         }
+        let session = self.app.leader_session_timeout;
+        if !(Duration::from_secs(1)..=Duration::from_secs(1800)).contains(&session) {
+            return Err(err(
+                "app.leader_session_timeout".into(),
+                format!(
+                    "must be between 1s and 30m (within the broker's group.min/max.session.timeout.ms), not {}",
+                    humantime::format_duration(session)
+                ),
+            ));
+        }
         if let Err(e) = self.embedded_registry_addr() {
             return Err(err("embedded.schema_registry".into(), e));
         }
@@ -1164,6 +1269,7 @@ impl Settings {
                 a.source.pattern.is_some(),
                 a.source.timer.is_some(),
                 a.source.channel.is_some(),
+                a.source.cron.is_some(),
             ]
             .iter()
             .filter(|x| **x)
@@ -1171,7 +1277,7 @@ impl Settings {
             if kinds != 1 {
                 return Err(err(
                     key("source"),
-                    "give exactly one of `topics = [..]`, `pattern = \"..\"`, `timer = \"5s\"` or `channel = \"..\"`"
+                    "give exactly one of `topics = [..]`, `pattern = \"..\"`, `timer = \"5s\"`, `cron = \"0 * * * *\"` or `channel = \"..\"`"
                         .into(),
                 ));
             }
@@ -1213,6 +1319,35 @@ impl Settings {
                     return Err(err(
                         key("source.timer"),
                         "interval must be above zero".into(),
+                    ));
+                }
+            }
+            if let Some(expr) = &a.source.cron {
+                parse_cron(expr).map_err(|m| err(key("source.cron"), m))?;
+            }
+            if let Some(zone) = &a.source.timezone {
+                if a.source.cron.is_none() {
+                    return Err(err(
+                        key("source.timezone"),
+                        "only a cron source has a time zone (an interval timer is the same everywhere)".into(),
+                    ));
+                }
+                parse_timezone(zone).map_err(|m| err(key("source.timezone"), m))?;
+            }
+            if a.source.on_leader {
+                if a.source.timer.is_none() && a.source.cron.is_none() {
+                    return Err(err(
+                        key("source.on_leader"),
+                        "only a timer or cron source runs on the leader (a topic's partitions are shared by the group)".into(),
+                    ));
+                }
+                if a.concurrency != 1 {
+                    return Err(err(
+                        key("concurrency"),
+                        format!(
+                            "an on_leader timer runs one instance, on one worker; not {}",
+                            a.concurrency
+                        ),
                     ));
                 }
             }
@@ -1463,6 +1598,97 @@ mod tests {
         let e = Settings::from_toml_str(text).unwrap_err().to_string();
         assert!(e.contains("agents.tick.source.timer"), "{e}");
         assert!(e.contains("invalid interval"), "{e}");
+    }
+
+    /// The error of validating an agent `tick` with these source lines.
+    fn timer_error(source: &str) -> String {
+        let text = format!("[app]\nid = \"t\"\n[agents.tick]\n{source}\n");
+        match load_from_text(&text, Some(Path::new("/etc/cta/settings.toml")), &[]) {
+            Err(e) => e.to_string(),
+            Ok(s) => s
+                .validate(&["tick"])
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string()),
+        }
+    }
+
+    #[test]
+    fn cron_sources_name_the_key_and_the_file_of_a_mistake() {
+        let e = timer_error("source.cron = \"61 * * * *\"");
+        assert!(
+            e.contains("agents.tick.source.cron") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
+        assert!(e.contains("invalid cron expression \"61 * * * *\""), "{e}");
+        let e = timer_error("source.cron = \"0 * * *\"");
+        assert!(e.contains("agents.tick.source.cron"), "{e}");
+        let e = timer_error("source.cron = \"0 * * * *\"\nsource.timezone = \"America/Chicgo\"");
+        assert!(
+            e.contains("agents.tick.source.timezone") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
+        assert!(e.contains("unknown time zone \"America/Chicgo\""), "{e}");
+        let e = timer_error("source.timer = \"5s\"\nsource.timezone = \"UTC\"");
+        assert!(
+            e.contains("agents.tick.source.timezone") && e.contains("only a cron source"),
+            "{e}"
+        );
+        let e = timer_error("source.cron = \"0 * * * *\"\nsource.timer = \"5s\"");
+        assert!(
+            e.contains("agents.tick.source") && e.contains("exactly one"),
+            "{e}"
+        );
+        let e = timer_error("source.cron = \"0 * * * *\"\nsource.speedup = 2");
+        assert!(e.contains("agents.tick.source.speedup"), "{e}");
+        let e = timer_error("source.topics = [\"in\"]\nsource.on_leader = true");
+        assert!(e.contains("agents.tick.source.on_leader"), "{e}");
+        let e = timer_error("source.timer = \"1s\"\nsource.on_leader = true\nconcurrency = 2");
+        assert!(
+            e.contains("agents.tick.concurrency") && e.contains("on_leader"),
+            "{e}"
+        );
+        let e = timer_error("source.on_leader = \"maybe\"\nsource.timer = \"1s\"");
+        assert!(e.contains("agents.tick.source.on_leader"), "{e}");
+        let text = "[app]\nid = \"t\"\nleader_session_timeout = \"100ms\"\n";
+        let s = load_from_text(text, Some(Path::new("/etc/cta/settings.toml")), &[]).unwrap();
+        let e = s.validate(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("app.leader_session_timeout") && e.contains("/etc/cta/settings.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cron_sources_read_their_zone_and_run_on_the_leader_when_asked() {
+        assert_eq!(
+            timer_error("source.cron = \"@hourly\"\nsource.on_leader = true"),
+            ""
+        );
+        let text = "[app]\nid = \"t\"\n[agents.tick]\nsource.cron = \"0 8 * * 1-5\"\n\
+                    source.timezone = \"America/Chicago\"\nsource.on_leader = true\n\
+                    [agents.beat]\nsource.timer = \"5s\"\nsource.speedup = 5\n";
+        let s = Settings::from_toml_str(text).unwrap();
+        s.validate(&["tick", "beat"]).unwrap();
+        let tick = &s.agents["tick"];
+        assert_eq!(
+            tick.source(),
+            Source::Timer(TimerSpec {
+                schedule: Schedule::Cron {
+                    expr: "0 8 * * 1-5".into(),
+                    timezone: chrono_tz::America::Chicago
+                },
+                on_leader: true
+            })
+        );
+        assert!(tick.on_leader());
+        assert_eq!(
+            tick.source().to_string(),
+            "cron 0 8 * * 1-5 (America/Chicago) on the leader"
+        );
+        let beat = &s.agents["beat"];
+        assert!(!beat.on_leader());
+        assert_eq!(beat.source().to_string(), "timer every 1s");
+        assert_eq!(s.app.leader_session_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::codec::CodecCache;
 use crate::kafka::TopicAdmin;
 use crate::settings::Settings;
 use crate::stream::sink::Producer;
-use crate::stream::ChannelHub;
+use crate::stream::{ChannelHub, Leadership, WallClock};
 use crate::table::TableManager;
 
 pub struct AgentEnv {
@@ -23,4 +23,8 @@ pub struct AgentEnv {
     pub coordinator: Option<Arc<dyn Coordinator>>,
     /// The worker's in-memory channels between agents.
     pub channels: Arc<ChannelHub>,
+    /// The app's leadership, when an enabled agent's timer fires `on_leader`.
+    pub leader: Option<Arc<dyn Leadership>>,
+    /// Where timers read the time: the system's clock, or the test driver's virtual one.
+    pub clock: WallClock,
 }

@@ -97,9 +97,20 @@ impl PreparedAgent {
                     feeds.push(Feed::kafka(rx));
                 }
             }
-            Source::Timer(every) => {
+            Source::Timer(spec) => {
+                let leader = if spec.on_leader {
+                    env.leader.clone()
+                } else {
+                    None
+                };
+                if let Some(l) = &leader {
+                    status.follow_leadership(l.watch());
+                }
                 for _ in 0..settings.concurrency {
-                    feeds.push(Feed::timer(name, *every));
+                    feeds.push(
+                        Feed::timer(name, spec, env.clock, leader.clone())
+                            .map_err(|e| anyhow::anyhow!("agents.{name}.source: {e}"))?,
+                    );
                 }
             }
             Source::Channel(channel) => {

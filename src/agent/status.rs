@@ -1,12 +1,13 @@
 //! What each agent is doing, for `/health`, `/agents` and the logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use crate::metrics::histogram::Histogram;
+use crate::stream::LeaderState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +57,8 @@ pub struct AgentStatus {
     /// When the agent last moved (events in, acks, recovery records), and what it had
     /// done then: the watchdog's view of progress.
     progress: Mutex<(u64, Instant)>,
+    /// An `on_leader` timer's view of the app's leadership.
+    leadership: OnceLock<tokio::sync::watch::Receiver<LeaderState>>,
 }
 
 /// How far an agent is behind on one source partition.
@@ -97,6 +100,9 @@ pub struct StatusSnapshot {
     /// Seconds since the agent last made progress.
     pub idle_secs: u64,
     pub last_failure: Option<FailureRecord>,
+    /// An `on_leader` timer: whether this worker is the app's leader, since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<LeaderState>,
 }
 
 impl AgentStatus {
@@ -126,7 +132,17 @@ impl AgentStatus {
             latency: Arc::default(),
             lag: Mutex::default(),
             progress: Mutex::new((0, Instant::now())),
+            leadership: OnceLock::new(),
         }
+    }
+
+    /// Shows the app's leadership with the agent (an `on_leader` timer).
+    pub fn follow_leadership(&self, rx: tokio::sync::watch::Receiver<LeaderState>) {
+        let _ = self.leadership.set(rx);
+    }
+
+    pub fn leadership(&self) -> Option<LeaderState> {
+        self.leadership.get().map(|rx| *rx.borrow())
     }
 
     /// Replaces the lag of every source partition (from the consumer's statistics).
@@ -226,6 +242,7 @@ impl AgentStatus {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            leader: self.leadership(),
         }
     }
 }

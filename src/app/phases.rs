@@ -13,10 +13,11 @@ use crate::agent::runner::{Intake, PreparedAgent};
 use crate::agent::{AgentEnv, AgentRegistry, AgentStatus, Coordinator};
 use crate::codec::{CodecCache, SchemaRegistryClient};
 use crate::kafka::admin::ensure_topics;
-use crate::kafka::{BrokerHealth, SharedProducer};
+use crate::kafka::{BrokerHealth, KafkaLeader, SharedProducer};
 use crate::services::rest_proxy::{serve as serve_proxy, EmbeddedRestProxy};
 use crate::services::schema_registry::{serve as serve_registry, EmbeddedRegistry};
 use crate::settings::{ProcessingGuarantee, Settings};
+use crate::stream::{Leadership, WallClock};
 use crate::table::manager::start_global;
 use crate::table::{TableManager, TableRegistry};
 use crate::transactions::Transactions;
@@ -123,6 +124,13 @@ pub(super) async fn build_state(
         None
     };
     let codecs = Arc::new(CodecCache::new(settings.clone(), schema_registry));
+    let leader = if settings.enabled_agents().any(|(_, a)| a.on_leader()) {
+        let l =
+            KafkaLeader::start(settings, Arc::new(producer.clone())).map_err(AppError::Startup)?;
+        Some(l as Arc<dyn Leadership>)
+    } else {
+        None
+    };
     let env = Arc::new(AgentEnv {
         settings: settings.clone(),
         producer: Arc::new(producer.clone()),
@@ -131,6 +139,8 @@ pub(super) async fn build_state(
         admin: Arc::new(crate::kafka::KafkaTopicAdmin(settings.clone())),
         coordinator: transactions.clone().map(|t| t as Arc<dyn Coordinator>),
         channels: Default::default(),
+        leader,
+        clock: WallClock::System,
     });
     Ok(Arc::new(WorkerState {
         transactions,
@@ -270,6 +280,10 @@ pub(super) async fn shut_down(
     tracing::info!("shutting down: no new events are fetched");
     for a in running.agents {
         let _ = a.await;
+    }
+    if let Some(l) = &shared.env.leader {
+        // The timers stopped: the next leader may start at once.
+        l.resign().await;
     }
     if let Some(c) = running.coordinator {
         let _ = c.await;

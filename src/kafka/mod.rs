@@ -4,11 +4,13 @@
 pub mod admin;
 pub mod client;
 pub mod health;
+pub mod leader;
 pub mod names;
 pub mod producer;
 
 pub use admin::{ensure_topics, KafkaTopicAdmin, TopicAdmin, TopicSpec};
 pub use client::{client_config, ClientKind};
 pub use health::BrokerHealth;
+pub use leader::KafkaLeader;
 pub use names::Names;
 pub use producer::{OutRecord, SharedProducer};

@@ -86,6 +86,18 @@ impl<'a> Names<'a> {
         format!("{}-{table}-global", self.app_id())
     }
 
+    /// `<prefix><app-id>-__leader`: the one-partition topic of the leader election
+    /// (`on_leader` timers); nothing is written to it.
+    pub fn leader_topic(&self) -> String {
+        self.topic(&format!("{}-__leader", self.app_id()))
+    }
+
+    /// `<app-id>-__leader`: the group whose holder of the leader topic's one partition is
+    /// the app's leader; its committed metadata numbers the `on_leader` timers' firings.
+    pub fn leader_group(&self) -> String {
+        format!("{}-__leader", self.app_id())
+    }
+
     /// `app.transactional_id`, else `<app-id>-<host>-<web port>`: stable across restarts
     /// of one worker, so that a restarted worker fences its predecessor at once.
     pub fn transactional_id(&self) -> String {
@@ -153,6 +165,8 @@ mod tests {
         assert_eq!(n.agent_group("read"), "cta-read");
         assert_eq!(n.restore_group(), "cta-restore");
         assert_eq!(n.global_group("weather"), "cta-weather-global");
+        assert_eq!(n.leader_topic(), "cta-__leader");
+        assert_eq!(n.leader_group(), "cta-__leader");
         assert_eq!(n.client_id(ClientRole::Worker), "cta-worker");
         assert_eq!(n.client_id(ClientRole::RestProxy), "cta-rest-proxy");
         assert!(n.transactional_id().starts_with("cta-"));
@@ -172,6 +186,8 @@ mod tests {
         );
         assert_eq!(n.global_source_topic("weather"), "t1.weather");
         assert_eq!(n.agent_group("read"), "cta-read");
+        assert_eq!(n.leader_topic(), "t1.cta-__leader");
+        assert_eq!(n.leader_group(), "cta-__leader");
         assert_eq!(n.transactional_id(), "tx");
     }
 }

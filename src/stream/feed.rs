@@ -2,13 +2,14 @@
 //! or its timer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::ack::AckToken;
 use super::event::RawEvent;
-use super::timer::TimerFeed;
+use super::leadership::Leadership;
+use super::timer::{TimerFeed, WallClock};
+use crate::settings::TimerSpec;
 
 /// An event on its way from the consumer to an agent instance.
 pub(crate) struct Dispatched {
@@ -69,7 +70,14 @@ impl Feed {
         }
     }
 
-    pub fn timer(agent: &str, every: Duration) -> Self {
-        Feed::Timer(TimerFeed::every(agent, every))
+    /// A timer's feed; an error when its schedule does not parse or it fires on the
+    /// leader and there is no `leader`.
+    pub fn timer(
+        agent: &str,
+        spec: &TimerSpec,
+        clock: WallClock,
+        leader: Option<Arc<dyn Leadership>>,
+    ) -> Result<Self, String> {
+        TimerFeed::new(agent, spec, clock, leader).map(Feed::Timer)
     }
 }

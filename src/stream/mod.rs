@@ -4,6 +4,7 @@ pub mod ack;
 pub mod channel;
 pub mod event;
 pub(crate) mod feed;
+pub mod leadership;
 pub mod ops;
 pub mod owner;
 pub(crate) mod port;
@@ -13,8 +14,9 @@ pub mod typed;
 
 pub use channel::{Channel, ChannelError, ChannelHub};
 pub use event::{Event, Headers, RawEvent};
+pub use leadership::{LeaderState, Leadership};
 pub use ops::{EventStream, Next};
 pub use owner::{Disposition, FailureKind, StreamOwner};
 pub use sink::{DeliveryObserver, DeliveryTag, EnqueueError, OutRecord, Producer, RecordSink};
-pub use timer::Tick;
+pub use timer::{Tick, WallClock};
 pub use typed::{Port, Stream, StreamError};

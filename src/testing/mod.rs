@@ -67,7 +67,9 @@ use crate::kafka::Names;
 use crate::services::rest_proxy::EmbeddedRestProxy;
 use crate::settings::{ProcessingGuarantee, Settings, Source, StoreBackend};
 use crate::stream::event::Headers;
+use crate::stream::leadership::{Leadership, SoleLeader};
 use crate::stream::sink::{OutRecord, Producer};
+use crate::stream::WallClock;
 use crate::table::{TableDecl, TableManager, TableRegistry, TableSpec};
 
 #[derive(Debug, Error)]
@@ -104,6 +106,7 @@ pub struct Builder {
     settings: Settings,
     agents: AgentRegistry,
     tables: TableRegistry,
+    wall_clock_ms: Option<i64>,
 }
 
 impl Builder {
@@ -120,6 +123,14 @@ impl Builder {
         for (name, f, _) in all.iter() {
             self.agents.insert(name, f.clone());
         }
+        self
+    }
+
+    /// Starts the driver's wall clock (what timers read: cron schedules, `Tick.at_ms`) at
+    /// `ms` since the Unix epoch; it moves with virtual time. Default: the real time at
+    /// the start.
+    pub fn wall_clock_at(mut self, ms: i64) -> Self {
+        self.wall_clock_ms = Some(ms);
         self
     }
 
@@ -198,6 +209,11 @@ impl Builder {
             tables: self.tables,
             worker: None,
             restarts: 0,
+            leader: Arc::new(SoleLeader::default()),
+            clock: WallClock::virtual_at(
+                self.wall_clock_ms
+                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+            ),
         };
         driver.worker = Some(driver.start_worker()?);
         driver.settle().await?;
@@ -291,6 +307,11 @@ pub struct TestDriver {
     tables: TableRegistry,
     worker: Option<Worker>,
     restarts: u32,
+    /// The one worker is the app's leader; the numbers of `on_leader` firings survive
+    /// its crashes, as the Kafka election's do.
+    leader: Arc<SoleLeader>,
+    /// The virtual wall clock of timers, the same across crashes.
+    clock: WallClock,
 }
 
 impl TestDriver {
@@ -306,6 +327,7 @@ impl TestDriver {
             settings,
             agents: AgentRegistry::default(),
             tables: TableRegistry::collected(),
+            wall_clock_ms: None,
         }
     }
 
@@ -339,6 +361,8 @@ impl TestDriver {
             admin: Arc::new(MemoryTopicAdmin(self.broker.clone())),
             coordinator: txn.clone().map(|t| t as Arc<dyn Coordinator>),
             channels: Default::default(),
+            leader: Some(self.leader.clone() as Arc<dyn Leadership>),
+            clock: self.clock,
         });
         let (shutdown, stop) = watch::channel(false);
         let mut agents = Vec::new();

@@ -338,3 +338,57 @@ async fn timers_fire_as_virtual_time_advances() {
     let ticks: Vec<u64> = t.values("ticks").await.unwrap();
     assert_eq!(ticks, (0..12).collect::<Vec<u64>>());
 }
+
+/// Writes each tick as it came.
+async fn tick_log(ctx: AgentContext, mut ticks: Stream<Tick>) -> AgentResult {
+    while let Some(t) = ticks.next().await? {
+        ctx.send(ctx.sink(0)?, None::<&str>, &t.value).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_leader_cron_and_interval_timers_fire_under_the_driver() {
+    // 01:59:30 in Chicago, half a minute before the spring change: the next hour is 03:00.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-08T07:59:30Z")
+        .unwrap()
+        .timestamp_millis();
+    let mut t = TestDriver::with_settings(
+        "[app]\nid = \"c\"\n\
+         [agents.hourly]\nfunction = \"tick_log\"\nsource.cron = \"0 * * * *\"\n\
+         source.timezone = \"America/Chicago\"\nsource.on_leader = true\nsinks = [\"hourly\"]\n\
+         [agents.beat]\nfunction = \"tick_log\"\nsource.timer = \"5s\"\nsource.on_leader = true\n\
+         sinks = [\"beats\"]\n",
+    )
+    .unwrap()
+    .agent("tick_log", AgentFn::new(tick_log))
+    .wall_clock_at(start)
+    .start()
+    .await
+    .unwrap();
+    t.advance(Duration::from_secs(41)).await.unwrap();
+    let hourly: Vec<Tick> = t.values("hourly").await.unwrap();
+    assert_eq!(hourly.len(), 1, "{hourly:?}");
+    let three_am_cdt = start + 30_000;
+    assert_eq!(
+        (hourly[0].n, hourly[0].seq, hourly[0].scheduled_ms),
+        (0, 0, Some(three_am_cdt))
+    );
+    assert!((three_am_cdt..three_am_cdt + 100).contains(&hourly[0].at_ms));
+    let beats: Vec<Tick> = t.values("beats").await.unwrap();
+    assert_eq!(
+        beats.iter().map(|b| (b.n, b.seq)).collect::<Vec<_>>(),
+        (0..8).map(|i| (i, i)).collect::<Vec<_>>()
+    );
+    let status = t.status("beat").unwrap();
+    assert!(status.leader.is_some_and(|l| l.leader), "{status:?}");
+
+    // A new process: `n` starts again, the app-wide `seq` goes on.
+    t.crash().await.unwrap();
+    t.advance(Duration::from_secs(11)).await.unwrap();
+    let beats: Vec<Tick> = t.values("beats").await.unwrap();
+    assert_eq!(
+        beats[8..].iter().map(|b| (b.n, b.seq)).collect::<Vec<_>>(),
+        [(0, 8), (1, 9)]
+    );
+}

@@ -113,6 +113,19 @@ pub fn render(s: &WorkerState) -> String {
             })
             .collect(),
     });
+    families.push(Family {
+        name: "cta_stream_agent_leader",
+        help: "An on_leader timer agent: 1 while this worker is the app's leader (its timer fires here), else 0.",
+        kind: "gauge",
+        samples: s
+            .agents
+            .iter()
+            .filter_map(|(a, st)| {
+                let l = st.leadership()?;
+                Some((labels(&[("agent", a)]), f64::from(u8::from(l.leader))))
+            })
+            .collect(),
+    });
     families.push(agent_counter(
         "cta_stream_agent_commits_total",
         "Offset commits sent to the broker (at-least-once; under exactly-once offsets go with the transactions).",
