@@ -8,7 +8,7 @@ use cta_stream::prelude::*;
 
 use super::cta::model::lines::{build_lines, Arrival, Line};
 use super::cta::producer::{stale, ProducerParams};
-use super::cta::records::{ArrivalValue, EventKey, SimTick};
+use super::cta::records::{sim_time_headers, ArrivalValue, EventKey, SimTick};
 
 /// The `arrival.value` record of an arrival.
 fn arrival_value(a: &Arrival) -> ArrivalValue {
@@ -54,10 +54,11 @@ pub async fn cta_trains(ctx: AgentContext, mut clock: Stream<SimTick>) -> AgentR
             continue;
         }
         let key = EventKey::now();
+        let at = || sim_time_headers(tick.value.sim_time_ms);
         if !started {
             for line in &lines {
                 for a in line.initial_arrivals() {
-                    ctx.send(&topic_of(line, &a), Some(&key), &arrival_value(&a))
+                    ctx.send_with(&topic_of(line, &a), Some(&key), &arrival_value(&a), at())
                         .await?;
                 }
             }
@@ -65,7 +66,7 @@ pub async fn cta_trains(ctx: AgentContext, mut clock: Stream<SimTick>) -> AgentR
         }
         for line in &mut lines {
             for a in line.step() {
-                ctx.send(&topic_of(line, &a), Some(&key), &arrival_value(&a))
+                ctx.send_with(&topic_of(line, &a), Some(&key), &arrival_value(&a), at())
                     .await?;
             }
         }

@@ -7,7 +7,7 @@ use cta_stream::prelude::*;
 use super::cta::model::lines::build_lines;
 use super::cta::model::turnstiles::{daily_rides, days, entries};
 use super::cta::producer::{stale, ProducerParams};
-use super::cta::records::{EventKey, SimTick, TurnstileValue};
+use super::cta::records::{sim_time_headers, EventKey, SimTick, TurnstileValue};
 
 /// One turnstile per station of each line (a station on two lines has one on each, as
 /// in the original); each entry in a step is one event on the first sink.
@@ -51,7 +51,8 @@ pub async fn cta_turnstiles(ctx: AgentContext, mut clock: Stream<SimTick>) -> Ag
                     line: line.color.name().into(),
                 };
                 for _ in 0..n {
-                    ctx.send(out, Some(&key), &value).await?;
+                    ctx.send_with(out, Some(&key), &value, sim_time_headers(t.sim_time_ms))
+                        .await?;
                 }
             }
         }

@@ -1111,14 +1111,6 @@ impl Settings {
                 w.check()
                     .map_err(|(field, message)| err(key(&format!("window.{field}")), message))?;
             }
-            if let Some(m) = t.mirrors.as_ref().and_then(|m| self.tables.get(m)) {
-                if m.window.is_some() {
-                    return Err(err(
-                        key("mirrors"),
-                        "a global table cannot mirror a windowed table (its changelog holds windows, not entries)".into(),
-                    ));
-                }
-            }
             if t.global {
                 if t.agent.is_some() {
                     return Err(err(key("agent"), "a global table is read-only: it has no writing agent (give it a source_topic)".into()));

@@ -27,3 +27,7 @@ register_table!(pub TurnstileSummary = "turnstile_summary", String => StationCou
 // `group_by`), and its global mirror for the pages.
 register_table!(pub LineEntries = "line_entries", String => u64);
 register_table!(pub LineEntriesAll = "line_entries_all", String => u64);
+// Turnstile entries per station and simulated hour (a tumbling windowed table), written by
+// `cta_station_entries`, and its global mirror for the station page.
+register_table!(pub StationHourlyEntries = "station_hourly_entries", i32 => u64);
+register_table!(pub StationHourlyEntriesAll = "station_hourly_entries_all", i32 => u64);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cta_stream::prelude::*;
 use cta_stream::register_view;
-use cta_stream::table::GlobalTable;
+use cta_stream::table::{GlobalTable, GlobalWindowedTable};
 use cta_stream::web::views::{ViewContext, ViewFilter};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
@@ -17,7 +17,9 @@ use warp::{Filter, Reply};
 use crate::agents::cta::records::{
     EventKey, StationCount, TrainPosition, TransformedStation, WeatherValue,
 };
-use crate::tables::cta::{LineStationsAll, TrainsAll, TurnstileSummary, Weather};
+use crate::tables::cta::{
+    LineStationsAll, StationHourlyEntriesAll, TrainsAll, TurnstileSummary, Weather,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -69,10 +71,11 @@ pub struct WeatherNow {
     pub at_ms: i64,
 }
 
-/// The chart's bars for `hours` (start ms → entries): 24 hours ending with the newest
-/// one, hours without entries at 0, heights scaled to the busiest hour.
-pub fn hour_bars(hours: &BTreeMap<i64, u64>) -> Vec<HourBar> {
-    let Some(&last) = hours.keys().next_back() else {
+/// The chart's bars for `hours` (start ms → entries): 24 hours ending with the hour
+/// starting at `newest` (the simulation's latest hour; the newest of `hours` when
+/// `None`), hours without entries at 0, heights scaled to the busiest hour.
+pub fn hour_bars(hours: &BTreeMap<i64, u64>, newest: Option<i64>) -> Vec<HourBar> {
+    let Some(last) = newest.or_else(|| hours.keys().next_back().copied()) else {
         return Vec::new();
     };
     let first = last - 23 * HOUR_MS;
@@ -111,6 +114,7 @@ pub fn build_page(
     trains: &[TrainPosition],
     entries: i64,
     hours: &BTreeMap<i64, u64>,
+    newest_hour: Option<i64>,
     weather: Option<(EventKey, WeatherValue)>,
 ) -> Option<StationPage> {
     let own: Vec<&TransformedStation> = stations
@@ -174,7 +178,7 @@ pub fn build_page(
         at_platform,
         arriving_next,
         entries,
-        entries_per_hour: hour_bars(hours),
+        entries_per_hour: hour_bars(hours, newest_hour),
         weather: weather.map(|(k, w)| WeatherNow {
             temperature: format!("{:.1}", w.temperature),
             status: w.status.replace('_', " "),
@@ -189,6 +193,7 @@ struct Sources {
     trains: GlobalTable<String, TrainPosition>,
     weather: GlobalTable<EventKey, WeatherValue>,
     summary: GlobalTable<String, StationCount>,
+    hourly: GlobalWindowedTable<i32, u64>,
 }
 
 impl Sources {
@@ -218,9 +223,23 @@ impl Sources {
             .await?
             .into_iter()
             .max_by_key(|(k, _)| k.timestamp);
-        let hours = BTreeMap::new();
+        // The last simulated day: up to the hour of the newest entry of any station.
+        let newest = self
+            .hourly
+            .stream_time()?
+            .map(|t| t - t.rem_euclid(HOUR_MS));
+        let hours: BTreeMap<i64, u64> = match newest {
+            Some(n) => self
+                .hourly
+                .windows(&station_id, n - 23 * HOUR_MS, n)
+                .await?
+                .into_iter()
+                .map(|w| (w.start, w.value))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         Ok(build_page(
-            station_id, &stations, &trains, entries, &hours, weather,
+            station_id, &stations, &trains, entries, &hours, newest, weather,
         ))
     }
 }
@@ -269,6 +288,7 @@ fn station_view(ctx: &ViewContext) -> anyhow::Result<ViewFilter> {
         trains: ctx.global_table::<TrainsAll>()?,
         weather: ctx.global_table::<Weather>()?,
         summary: ctx.global_table::<TurnstileSummary>()?,
+        hourly: ctx.global_windowed_table::<StationHourlyEntriesAll>()?,
     };
     let with = warp::any().map(move || sources.clone());
     let page = warp::path!("stations" / String)
@@ -316,7 +336,7 @@ mod tests {
         let hours: BTreeMap<i64, u64> = [(day + 5 * HOUR_MS, 10), (day + 23 * HOUR_MS, 40)]
             .into_iter()
             .collect();
-        let bars = hour_bars(&hours);
+        let bars = hour_bars(&hours, None);
         assert_eq!(bars.len(), 24);
         assert_eq!(bars[0].label, "00:00");
         assert_eq!(bars[23].label, "23:00");
@@ -326,7 +346,10 @@ mod tests {
         assert!((bars[5].height - 22.5).abs() < 1e-9);
         assert_eq!(bars[6].height, 0.0);
         assert!(bars.iter().all(|b| b.x >= 0.0 && b.x + b.width <= 100.0));
-        assert!(hour_bars(&BTreeMap::new()).is_empty());
+        assert!(hour_bars(&BTreeMap::new(), None).is_empty());
+        let later = hour_bars(&hours, Some(day + 25 * HOUR_MS));
+        assert_eq!(later[0].label, "02:00", "the day ends with the newest hour given");
+        assert_eq!(later[21].entries, 40);
     }
 
     fn station(id: i32, name: &str, order: i32, line: &str) -> TransformedStation {
@@ -364,13 +387,13 @@ mod tests {
             train("BL4", "blue", 2, "b", 9),  // here
             train("RD1", "red", 2, "a", 7),   // here, on red
         ];
-        let p = build_page(2, &stations, &trains, 12, &BTreeMap::new(), None).unwrap();
+        let p = build_page(2, &stations, &trains, 12, &BTreeMap::new(), None, None).unwrap();
         assert_eq!(p.name, "Two");
         assert_eq!(p.lines, vec!["blue", "red"]);
         let ids = |v: &[TrainAt]| v.iter().map(|t| t.train_id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&p.arriving_next), vec!["BL1", "BL3"]);
         assert_eq!(ids(&p.at_platform), vec!["BL4", "RD1"], "newest first");
         assert_eq!(p.entries, 12);
-        assert!(build_page(99, &stations, &trains, 0, &BTreeMap::new(), None).is_none());
+        assert!(build_page(99, &stations, &trains, 0, &BTreeMap::new(), None, None).is_none());
     }
 }

@@ -13,6 +13,23 @@ pub struct EventKey {
     pub timestamp: i64,
 }
 
+/// The header the simulation's producers put the simulated time of an event in (ms
+/// since the Unix epoch, as text): the Avro schemas are the original's, and the keys'
+/// `timestamp` is the wall clock, as the original's were.
+pub const SIM_TIME_HEADER: &str = "cta.sim_time_ms";
+
+/// Headers carrying simulated time `ms`.
+pub fn sim_time_headers(ms: i64) -> cta_stream::stream::Headers {
+    let mut h = cta_stream::stream::Headers::default();
+    h.insert(SIM_TIME_HEADER, ms.to_string());
+    h
+}
+
+/// The simulated time of an event, from its header.
+pub fn sim_time_of(headers: &cta_stream::stream::Headers) -> Option<i64> {
+    headers.get_str(SIM_TIME_HEADER)?.parse().ok()
+}
+
 impl EventKey {
     pub fn now() -> Self {
         Self {

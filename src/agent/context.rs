@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::kafka::admin::TopicSpec;
 use crate::settings::{AgentSettings, ServiceSettings, Settings};
+use crate::stream::event::Headers;
 use crate::stream::sink::{DeliveryTag, EnqueueError, OutRecord};
 use crate::stream::{Channel, Port};
 use crate::table::{Table, TableError, TableSpec, WindowedTable};
@@ -182,6 +183,22 @@ impl AgentContext {
         K: Serialize + ?Sized,
         V: Serialize + ?Sized,
     {
+        self.send_with(topic, key, value, Headers::default()).await
+    }
+
+    /// [`send`](Self::send) with record headers (facts beside the value's schema, such
+    /// as a simulated event time for windows downstream).
+    pub async fn send_with<K, V>(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: &V,
+        headers: Headers,
+    ) -> Result<(), SendError>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
         let codecs = self
             .env
             .codecs
@@ -203,6 +220,7 @@ impl AgentContext {
             topic: topic.to_string(),
             key,
             value: Some(value),
+            headers,
             ..OutRecord::default()
         })
         .await

@@ -205,7 +205,17 @@ impl TableManager {
                         == crate::settings::ProcessingGuarantee::ExactlyOnce,
                     version: watch::channel(0).0,
                     meter: Arc::default(),
-                    window: t.window.as_ref().map(WindowSpec::from_settings),
+                    // A mirror of a windowed table holds its windows, read by views.
+                    window: t
+                        .window
+                        .as_ref()
+                        .or_else(|| {
+                            t.mirrors
+                                .as_ref()
+                                .and_then(|m| settings.tables.get(m))
+                                .and_then(|m| m.window.as_ref())
+                        })
+                        .map(WindowSpec::from_settings),
                     late_events: AtomicU64::new(0),
                 }),
             );

@@ -28,7 +28,7 @@ pub use join::JoinTable;
 pub use manager::{TableManager, TableRuntime};
 pub use partition::{RecoveryProgress, RecoveryState, TablePartition};
 pub use window::WindowSpec;
-pub use windowed::{Updated, Window, WindowedTable, WindowedView};
+pub use windowed::{GlobalWindowedTable, Updated, Window, WindowedTable, WindowedView};
 
 use crate::stream::sink::{DeliveryObserver, Producer};
 use crate::stream::Port;

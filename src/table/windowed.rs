@@ -732,3 +732,85 @@ impl TableRuntime {
         Ok(page)
     }
 }
+
+/// A read-only handle on a global table that mirrors a windowed table (`mirrors =
+/// "<windowed table>"`), for views: every worker holds every key's windows. Expired
+/// windows leave with the tombstones expiry writes to the changelog.
+pub struct GlobalWindowedTable<K, V> {
+    rt: Arc<TableRuntime>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for GlobalWindowedTable<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            rt: self.rt.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> GlobalWindowedTable<K, V>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    pub(crate) fn bind(rt: Arc<TableRuntime>) -> Result<Self, TableError> {
+        if !rt.is_global() || rt.window.is_none() {
+            return Err(TableError::NotAllowed {
+                table: rt.name.to_string(),
+                agent: "(a view)".into(),
+                reason: "a windowed view reads a global table that mirrors a windowed table".into(),
+            });
+        }
+        Ok(Self {
+            rt,
+            _types: PhantomData,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.rt.name
+    }
+
+    pub fn spec(&self) -> WindowSpec {
+        self.rt.window.expect("checked at bind")
+    }
+
+    /// Turns when the table applied new changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rt.changes()
+    }
+
+    /// The windows of `key` starting in `[from, to]`, oldest first.
+    pub async fn windows(&self, key: &K, from: i64, to: i64) -> Result<Vec<Window<V>>, TableError> {
+        let part = self.rt.partition(-1).ok_or_else(|| TableError::NotHeld {
+            table: self.rt.name.to_string(),
+            partition: -1,
+        })?;
+        let k = self.rt.key_codec.encode(key).await.map_err(codec_error)?;
+        let span = self.spec().span();
+        let mut out = Vec::new();
+        for (start, value) in scan_key(&part, &k, from, to)? {
+            out.push(Window {
+                start,
+                end: start.saturating_add(span),
+                value: self
+                    .rt
+                    .value_codec
+                    .decode(Some(&value))
+                    .await
+                    .map_err(codec_error)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The highest stream time the mirrored table's partitions reported.
+    pub fn stream_time(&self) -> Result<Option<i64>, TableError> {
+        match self.rt.partition(-1) {
+            Some(part) => stored_stream_time(&part),
+            None => Ok(None),
+        }
+    }
+}

@@ -481,7 +481,35 @@ impl TestDriver {
             None => None,
         };
         let value = codecs.value.encode(value).await.map_err(codec_err)?;
-        self.append(topic, key.as_deref(), Some(&value), Some(timestamp_ms))
+        self.append(
+            topic,
+            key.as_deref(),
+            Some(&value),
+            Some(timestamp_ms),
+            Headers::default(),
+        )
+    }
+
+    /// [`send`](Self::send) with record headers.
+    pub async fn send_with_headers<K, V>(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: &V,
+        headers: Headers,
+    ) -> Result<(), DriverError>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        let codec_err = |e| codec_error(topic, e);
+        let codecs = self.codecs(topic)?;
+        let key = match key {
+            Some(k) => Some(codecs.key.encode(k).await.map_err(codec_err)?),
+            None => None,
+        };
+        let value = codecs.value.encode(value).await.map_err(codec_err)?;
+        self.append(topic, key.as_deref(), Some(&value), None, headers)
     }
 
     /// Writes a record of bytes as they are (malformed input, other producers' formats).
@@ -491,7 +519,7 @@ impl TestDriver {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<(), DriverError> {
-        self.append(topic, key, value, None)
+        self.append(topic, key, value, None, Headers::default())
     }
 
     fn append(
@@ -500,12 +528,14 @@ impl TestDriver {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         timestamp: Option<i64>,
+        headers: Headers,
     ) -> Result<(), DriverError> {
         let rec = OutRecord {
             topic: topic.to_string(),
             key: key.map(<[u8]>::to_vec),
             value: value.map(<[u8]>::to_vec),
             timestamp,
+            headers,
             ..OutRecord::default()
         };
         self.broker

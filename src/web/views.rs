@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use warp::filters::BoxedFilter;
 
 use crate::settings::Settings;
-use crate::table::{GlobalTable, TableError, TableSpec};
+use crate::table::{GlobalTable, GlobalWindowedTable, TableError, TableSpec};
 use crate::worker::WorkerState;
 
 /// What a view is built from.
@@ -38,6 +38,19 @@ impl ViewContext {
             .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
             .clone();
         GlobalTable::bind(rt)
+    }
+
+    /// The global mirror of a windowed table (`mirrors = "<windowed table>"`).
+    pub fn global_windowed_table<T: TableSpec>(
+        &self,
+    ) -> Result<GlobalWindowedTable<T::Key, T::Value>, TableError> {
+        let rt = self
+            .shared
+            .tables
+            .get(T::NAME)
+            .ok_or_else(|| TableError::Unknown(T::NAME.to_string()))?
+            .clone();
+        GlobalWindowedTable::bind(rt)
     }
 
     /// Turns true when the worker stops (long-lived responses end then).
