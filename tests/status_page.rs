@@ -334,6 +334,73 @@ async fn the_whole_app_serves_a_live_status_page() {
         seen["warnings"].as_array().is_none_or(|w| w.is_empty()),
         "browser warnings: {seen}"
     );
+
+    // The busiest station's page: its entries per simulated hour over the last simulated
+    // day (the windowed table's mirror), drawn as 24 bars equal to its JSON.
+    let (_, status) = get_json(&w.url("/api/status")).await;
+    let busiest = status["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["stations"].as_array().unwrap().iter())
+        .max_by_key(|s| s["entries"].as_i64().unwrap_or(0))
+        .unwrap()["station_id"]
+        .as_i64()
+        .unwrap();
+    let api = w.url(&format!("/api/stations/{busiest}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let station = loop {
+        let (code, p) = try_json(&api).await;
+        let counted = p["entries_per_hour"].as_array().map(|bars| {
+            (
+                bars.len(),
+                bars.iter()
+                    .filter(|b| b["entries"].as_u64().unwrap_or(0) > 0)
+                    .count(),
+            )
+        });
+        if code == 200 && counted.is_some_and(|(n, busy)| n == 24 && busy >= 2) {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the station page has no two hours of entries: {p}\n{}",
+            w.log_text()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(station["station_id"], busiest, "{station}");
+    assert!(
+        !station["lines"].as_array().unwrap().is_empty(),
+        "{station}"
+    );
+    assert!(
+        station["weather"]["temperature"].as_str().is_some(),
+        "{station}"
+    );
+    assert_eq!(try_json(&w.url("/api/stations/abc")).await.0, 400);
+    assert_eq!(try_json(&w.url("/api/stations/1")).await.0, 404);
+    let out = Command::new(&launcher)
+        .arg(root().join("tests/browser/station_page.mjs"))
+        .args([
+            "--url",
+            &w.url(&format!("/stations/{busiest}")),
+            "--timeout",
+            "60",
+            "--screenshot",
+        ])
+        .arg(shots.join("station.png"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "station page in the browser: {report}\n{}\n(screenshots in {})",
+        String::from_utf8_lossy(&out.stderr),
+        shots.display()
+    );
+    let seen: Value = serde_json::from_str(report.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["bars"], 24, "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

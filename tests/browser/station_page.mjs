@@ -3,8 +3,9 @@
 //
 // Opens /stations/{id} in headless Chromium (puppeteer-core, installed by scripts/browser-env)
 // and checks what a person would see:
-//   1. the chart: exactly 24 `rect.bar` in `#chart svg`, whose `data-entries` (in order) equal
-//      `entries_per_hour[*].entries` of /api/stations/{id}, fetched by the page itself;
+//   1. the chart: exactly 24 `rect.bar` in `#chart svg` for the 24 hours of
+//      `entries_per_hour` of /api/stations/{id}, each bar's `data-entries` between the API's
+//      count before and after the page was read (the simulation keeps counting);
 //   2. the station's name in `#station-name` equals the API's `name`;
 //   3. no console warning or error, no page error;
 //   4. a phone-sized view (390×844): no horizontal scrolling, the chart within the width.
@@ -76,27 +77,40 @@ async function run(opts, ctx) {
   const response = await page.goto(opts.url, { waitUntil: 'load', timeout: T });
   if (!response || response.status() !== 200) throw new Failure(`${opts.url} answered ${response ? response.status() : 'nothing'}`);
   const apiUrl = opts.url.replace(/\/stations\//, '/api/stations/');
-  const seen = await page.evaluate(async (api) => {
+  // The simulation keeps counting while the page loads: the page is read between two
+  // reads of the API, and each bar must lie between them (equal when nothing moved).
+  // When the newest hour rolled over meanwhile the hours differ: try again.
+  const fetchApi = () => page.evaluate(async (api) => {
     const r = await fetch(api);
-    const data = await r.json();
-    const bars = [...document.querySelectorAll('#chart svg rect.bar')];
-    return {
-      status: r.status,
-      name: data.name,
-      api: (data.entries_per_hour || []).map((b) => b.entries),
-      labels: (data.entries_per_hour || []).map((b) => b.label),
-      page: bars.map((b) => Number(b.getAttribute('data-entries'))),
-      pageLabels: bars.map((b) => b.getAttribute('data-hour')),
-      shownName: (document.getElementById('station-name') || {}).textContent,
-    };
+    return { status: r.status, data: await r.json() };
   }, apiUrl);
-  ctx.report.bars = seen.page.length;
-  ctx.report.entries_per_hour = seen.api;
-  if (seen.status !== 200) throw new Failure(`${apiUrl} answered ${seen.status}`);
-  if (seen.page.length !== 24) throw new Failure(`the chart has ${seen.page.length} bars, not 24`);
-  if (JSON.stringify(seen.page) !== JSON.stringify(seen.api)) throw new Failure(`the bars ${JSON.stringify(seen.page)} differ from the API's ${JSON.stringify(seen.api)}`);
-  if (JSON.stringify(seen.pageLabels) !== JSON.stringify(seen.labels)) throw new Failure(`the bars' hours ${seen.pageLabels} differ from the API's ${seen.labels}`);
-  if ((seen.shownName || '').trim() !== seen.name) throw new Failure(`the page names "${seen.shownName}", the API "${seen.name}"`);
+  let seen = null;
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const before = await fetchApi();
+    if (before.status !== 200) throw new Failure(`${apiUrl} answered ${before.status}`);
+    await page.reload({ waitUntil: 'load', timeout: T });
+    const shown = await page.evaluate(() => {
+      const bars = [...document.querySelectorAll('#chart svg rect.bar')];
+      return {
+        entries: bars.map((b) => Number(b.getAttribute('data-entries'))),
+        hours: bars.map((b) => b.getAttribute('data-hour')),
+        name: (document.getElementById('station-name') || {}).textContent,
+      };
+    });
+    const after = await fetchApi();
+    const hours = (d) => (d.entries_per_hour || []).map((b) => b.label);
+    const counts = (d) => (d.entries_per_hour || []).map((b) => b.entries);
+    seen = { shown, before: counts(before.data), after: counts(after.data), name: after.data.name };
+    if (JSON.stringify(hours(before.data)) !== JSON.stringify(hours(after.data)) || JSON.stringify(shown.hours) !== JSON.stringify(hours(after.data))) continue;
+    break;
+  }
+  ctx.report.bars = seen.shown.entries.length;
+  ctx.report.entries_per_hour = seen.after;
+  if (seen.shown.entries.length !== 24) throw new Failure(`the chart has ${seen.shown.entries.length} bars, not 24`);
+  if (seen.after.length !== 24) throw new Failure(`the API has ${seen.after.length} hours, not 24`);
+  const off = seen.shown.entries.findIndex((n, i) => !(seen.before[i] <= n && n <= seen.after[i]));
+  if (off >= 0) throw new Failure(`bar ${off} (${seen.shown.hours[off]}) shows ${seen.shown.entries[off]}, the API had ${seen.before[off]} before and ${seen.after[off]} after: bars ${JSON.stringify(seen.shown.entries)}, API ${JSON.stringify(seen.after)}`);
+  if ((seen.shown.name || '').trim() !== seen.name) throw new Failure(`the page names "${seen.shown.name}", the API "${seen.name}"`);
   fs.mkdirSync(path.dirname(opts.screenshot), { recursive: true });
   await page.screenshot({ path: opts.screenshot, fullPage: true });
   ctx.report.screenshot = opts.screenshot;
