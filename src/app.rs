@@ -191,7 +191,13 @@ impl App {
 pub fn declared_topics(settings: &Settings) -> Vec<TopicSpec> {
     let mut specs = Vec::new();
     for (name, a) in settings.enabled_agents() {
-        if let Source::Topics(topics) = a.source() {
+        // A pattern's topics are found by the broker; its stages' topics are ours.
+        let topics: Vec<String> = match a.source() {
+            Source::Topics(t) => t,
+            Source::Pattern(_) => a.stages.iter().map(|s| s.topic.clone()).collect(),
+            _ => Vec::new(),
+        };
+        {
             for t in topics {
                 let stage = a.stages.iter().find(|s| s.topic == t);
                 let mut spec = TopicSpec::from_settings(

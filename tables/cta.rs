@@ -3,7 +3,7 @@
 use cta_stream::register_table;
 
 use crate::agents::cta::records::{
-    EventKey, StationCount, TrainPosition, TransformedStation, WeatherValue,
+    EventKey, Headway, StationCount, TrainPosition, TransformedStation, WeatherValue,
 };
 
 // Stations of the simulated lines by station_id, written by `cta_station_transform`; its
@@ -31,3 +31,9 @@ register_table!(pub LineEntriesAll = "line_entries_all", String => u64);
 // `cta_station_entries`, and its global mirror for the station page.
 register_table!(pub StationHourlyEntries = "station_hourly_entries", i32 => u64);
 register_table!(pub StationHourlyEntriesAll = "station_hourly_entries_all", i32 => u64);
+// Headways per platform ("<station_id>:<line>:<direction>") and simulated hour, written by
+// `cta_headways` with the last arrival per platform; the mirrors for the station page.
+register_table!(pub Headways = "headways", String => Headway);
+register_table!(pub HeadwaysAll = "headways_all", String => Headway);
+register_table!(pub LastArrivals = "last_arrivals", String => i64);
+register_table!(pub LastArrivalsAll = "last_arrivals_all", String => i64);

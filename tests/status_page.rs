@@ -359,12 +359,15 @@ async fn the_whole_app_serves_a_live_status_page() {
                     .count(),
             )
         });
-        if code == 200 && counted.is_some_and(|(n, busy)| n == 24 && busy >= 2) {
+        let headways = p["headways"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|h| h["count"].as_u64().unwrap_or(0) > 0));
+        if code == 200 && counted.is_some_and(|(n, busy)| n == 24 && busy >= 2) && headways {
             break p;
         }
         assert!(
             Instant::now() < deadline,
-            "the station page has no two hours of entries: {p}\n{}",
+            "the station page has no two hours of entries or no headway: {p}\n{}",
             w.log_text()
         );
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -15,11 +15,13 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::agents::cta::records::{
-    EventKey, StationCount, TrainPosition, TransformedStation, WeatherValue,
+    EventKey, Headway, StationCount, TrainPosition, TransformedStation, WeatherValue,
 };
 use crate::tables::cta::{
-    LineStationsAll, StationHourlyEntriesAll, TrainsAll, TurnstileSummary, Weather,
+    HeadwaysAll, LastArrivalsAll, LineStationsAll, StationHourlyEntriesAll, TrainsAll,
+    TurnstileSummary, Weather,
 };
+use crate::agents::cta_headways::platform_key;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -37,6 +39,22 @@ pub struct StationPage {
     /// Entries per simulated hour, the 24 hours up to the newest one counted.
     pub entries_per_hour: Vec<HourBar>,
     pub weather: Option<WeatherNow>,
+    /// Per platform (line and direction): the last arrival and the headways of the
+    /// newest simulated hour.
+    pub headways: Vec<PlatformHeadway>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PlatformHeadway {
+    pub line: String,
+    pub direction: String,
+    /// Simulated time of the last arrival, ms since the Unix epoch.
+    pub last_arrival_ms: Option<i64>,
+    /// Headways counted in the newest simulated hour.
+    pub count: u64,
+    pub mean_minutes: Option<f64>,
+    pub min_minutes: Option<f64>,
+    pub max_minutes: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +197,7 @@ pub fn build_page(
         arriving_next,
         entries,
         entries_per_hour: hour_bars(hours, newest_hour),
+        headways: Vec::new(),
         weather: weather.map(|(k, w)| WeatherNow {
             temperature: format!("{:.1}", w.temperature),
             status: w.status.replace('_', " "),
@@ -194,6 +213,8 @@ struct Sources {
     weather: GlobalTable<EventKey, WeatherValue>,
     summary: GlobalTable<String, StationCount>,
     hourly: GlobalWindowedTable<i32, u64>,
+    headways: GlobalWindowedTable<String, Headway>,
+    last_arrivals: GlobalTable<String, i64>,
 }
 
 impl Sources {
@@ -238,9 +259,42 @@ impl Sources {
                 .collect(),
             None => BTreeMap::new(),
         };
-        Ok(build_page(
+        let mut page = build_page(
             station_id, &stations, &trains, entries, &hours, newest, weather,
-        ))
+        );
+        if let Some(p) = page.as_mut() {
+            p.headways = self.platform_headways(p).await?;
+        }
+        Ok(page)
+    }
+
+    async fn platform_headways(&self, p: &StationPage) -> anyhow::Result<Vec<PlatformHeadway>> {
+        let newest = self
+            .headways
+            .stream_time()?
+            .map(|t| t - t.rem_euclid(HOUR_MS));
+        let minutes = |ms: i64| ms as f64 / 60_000.0;
+        let mut out = Vec::new();
+        for line in &p.lines {
+            for direction in ["a", "b"] {
+                let key = platform_key(p.station_id, line, direction);
+                let hour = match newest {
+                    Some(n) => self.headways.windows(&key, n, n).await?.pop(),
+                    None => None,
+                };
+                let h = hour.map(|w| w.value).unwrap_or_default();
+                out.push(PlatformHeadway {
+                    line: line.clone(),
+                    direction: direction.into(),
+                    last_arrival_ms: self.last_arrivals.get(&key).await?,
+                    count: h.count,
+                    mean_minutes: h.mean_ms().map(minutes),
+                    min_minutes: (h.count > 0).then(|| minutes(h.min_ms)),
+                    max_minutes: (h.count > 0).then(|| minutes(h.max_ms)),
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -289,6 +343,8 @@ fn station_view(ctx: &ViewContext) -> anyhow::Result<ViewFilter> {
         weather: ctx.global_table::<Weather>()?,
         summary: ctx.global_table::<TurnstileSummary>()?,
         hourly: ctx.global_windowed_table::<StationHourlyEntriesAll>()?,
+        headways: ctx.global_windowed_table::<HeadwaysAll>()?,
+        last_arrivals: ctx.global_table::<LastArrivalsAll>()?,
     };
     let with = warp::any().map(move || sources.clone());
     let page = warp::path!("stations" / String)

@@ -367,3 +367,38 @@ mod tests {
         assert_eq!(tick(0, 120).steps_per_hour(), 1);
     }
 }
+
+/// Headways in a window: the gaps between consecutive arrivals at a platform (station,
+/// line, direction), in simulated ms. The value of the windowed table `headways`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headway {
+    pub count: u64,
+    pub total_ms: i64,
+    pub min_ms: i64,
+    pub max_ms: i64,
+}
+
+impl Headway {
+    /// These headways and `gap` more.
+    pub fn with(self, gap: i64) -> Self {
+        if self.count == 0 {
+            return Self {
+                count: 1,
+                total_ms: gap,
+                min_ms: gap,
+                max_ms: gap,
+            };
+        }
+        Self {
+            count: self.count + 1,
+            total_ms: self.total_ms + gap,
+            min_ms: self.min_ms.min(gap),
+            max_ms: self.max_ms.max(gap),
+        }
+    }
+
+    /// The mean gap in ms, when there is one.
+    pub fn mean_ms(&self) -> Option<i64> {
+        (self.count > 0).then(|| self.total_ms / self.count as i64)
+    }
+}

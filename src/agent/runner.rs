@@ -161,7 +161,10 @@ impl PreparedAgent {
                     })?;
                 let subscription: Vec<String> = match &source {
                     Source::Topics(t) => t.clone(),
-                    Source::Pattern(p) => vec![p.clone()],
+                    // librdkafka takes regexes and names in one subscription.
+                    Source::Pattern(p) => std::iter::once(p.clone())
+                        .chain(settings.stages.iter().map(|s| s.topic.clone()))
+                        .collect(),
                     Source::Timer(_) | Source::Channel(_) => unreachable!(),
                 };
                 let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();

@@ -38,13 +38,13 @@ pub fn declare_stages(
         if func.stages.is_empty() {
             continue;
         }
-        if a.source.topics.is_none() {
+        if a.source.topics.is_none() && a.source.pattern.is_none() {
             return Err(SettingsError::Invalid {
                 file: settings.source.to_string(),
                 key: format!("agents.{name}.source"),
                 env_var: None,
                 message: format!(
-                    "function {} forwards its stream through topics (group_by/through), which needs a `topics = [..]` source",
+                    "function {} forwards its stream through topics (group_by/through), which needs a `topics = [..]` or `pattern` source",
                     a.function_name(name)
                 ),
             });

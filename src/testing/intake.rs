@@ -23,17 +23,18 @@ type TopicPartition = (String, i32);
 /// What an agent reads: named topics, or every topic a pattern matches.
 pub(crate) enum Subscription {
     Topics(Vec<String>),
-    Pattern(regex::Regex),
+    /// A regex, and the agent's stage topics beside it.
+    Pattern(regex::Regex, Vec<String>),
 }
 
 impl Subscription {
     fn topics(&self, broker: &MemoryBroker) -> Vec<String> {
         match self {
             Subscription::Topics(t) => t.clone(),
-            Subscription::Pattern(re) => broker
+            Subscription::Pattern(re, stages) => broker
                 .topics()
                 .into_iter()
-                .filter(|t| re.is_match(t))
+                .filter(|t| re.is_match(t) || stages.contains(t))
                 .collect(),
         }
     }

@@ -395,6 +395,7 @@ impl TestDriver {
                         Source::Pattern(p) => Subscription::Pattern(
                             regex::Regex::new(p.trim_start_matches('^'))
                                 .map_err(|e| err(format!("pattern {p}: {e}")))?,
+                            a.stages.iter().map(|s| s.topic.clone()).collect(),
                         ),
                         Source::Topics(t) => Subscription::Topics(t),
                         Source::Timer(_) | Source::Channel(_) => unreachable!(),
