@@ -6,7 +6,7 @@ use std::sync::{LazyLock, Mutex};
 
 use cta_stream::prelude::*;
 
-use crate::tables::{JobsSeen, KeyCounts, ValueCounts, WordCounts};
+use crate::tables::{JobsSeen, KeyCounts, ValueCounts, WindowCounts, WordCounts};
 
 /// The README's example: `{"text": "hi"}` in, `{"text": "HI"}` out to the first sink.
 #[derive(Debug, Deserialize, Serialize)]
@@ -191,3 +191,24 @@ pub async fn count_batched(ctx: AgentContext, events: Stream<bytes::Bytes, Strin
     Ok(())
 }
 register_agent!("count_batched", count_batched);
+
+/// Counts the records of each key of its source per time window, by the records'
+/// timestamps, into the windowed table `window_counts` (its `window` setting chooses the
+/// kind, size, grace and expiry). A record whose windows have all closed is late: it goes
+/// to the agent's error policy (`on_error = "dead-letter"` shows which ones).
+pub async fn count_windows(
+    ctx: AgentContext,
+    mut events: Stream<bytes::Bytes, String>,
+) -> AgentResult {
+    let counts = ctx.windowed_table::<WindowCounts>()?;
+    let params: CountParams = ctx.params()?;
+    while let Some(event) = events.next().await? {
+        if params.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(params.delay_ms)).await;
+        }
+        let Some(key) = event.key else { continue };
+        counts.update(&key, |n| n.unwrap_or(0) + 1).await?;
+    }
+    Ok(())
+}
+register_agent!("count_windows", count_windows);

@@ -12,3 +12,6 @@ register_table!(pub JobsSeen = "jobs_seen", u64 => u64);
 register_table!(pub WordCounts = "word_counts", String => u64);
 // Records per value, written by the `count_values` agent (re-keyed with `group_by`).
 register_table!(pub ValueCounts = "value_counts", String => u64);
+// Records per key and time window (the window is a setting of the table), written by the
+// `count_windows` agent.
+register_table!(pub WindowCounts = "window_counts", String => u64);
