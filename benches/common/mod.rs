@@ -70,3 +70,35 @@ pub async fn fill(topic: &str, n: u64, record: impl Fn(u64) -> (String, String))
         d.await.unwrap().unwrap();
     }
 }
+
+/// Writes `n` records with their own timestamps; `record(i)` gives the key, value and
+/// timestamp (ms since the epoch, the record's CreateTime) of the i-th.
+pub async fn fill_timed(topic: &str, n: u64, record: impl Fn(u64) -> (String, String, i64)) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .unwrap();
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..n {
+        let (key, value, ts) = record(i);
+        pending.push(
+            p.send_result(
+                FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(&value)
+                    .timestamp(ts),
+            )
+            .unwrap(),
+        );
+        if pending.len() == 10_000 {
+            for d in pending.drain(..) {
+                d.await.unwrap().unwrap();
+            }
+        }
+    }
+    for d in pending {
+        d.await.unwrap().unwrap();
+    }
+}
