@@ -322,7 +322,11 @@ fn main() {
         bare.len()
     );
     for guarantee in guarantees.split_whitespace() {
-        let log = rt.block_on(agent_count(&input, n, guarantee, &expires, state.path()));
+        // A state directory per run: a store directory is named by its table alone, so a
+        // second app with the same table in the same directory would open the first
+        // one's store (its windows and stream time) — see the notes of issue 14.
+        let dir = state.path().join(guarantee);
+        let log = rt.block_on(agent_count(&input, n, guarantee, &expires, &dir));
         check(guarantee, &log, &bare, stream_time, expires_ms);
         let rate = n as f64 / log.span_secs.max(0.001);
         println!(
