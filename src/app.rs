@@ -305,18 +305,11 @@ fn check_co_partitioning(
         let wanted = settings.table_partitions(name);
         let mut co = vec![Names::new(settings).changelog_topic(name)];
         if let Some(a) = settings.agents.get(agent).filter(|a| a.enabled) {
-            let regrouped: Vec<String> = a
-                .stages
-                .iter()
-                .filter(|s| s.kind == "group_by")
-                .map(|s| s.topic.clone())
-                .collect();
             // A table of an agent that re-keys its stream is co-partitioned with the
             // repartition topic, not with the sources it re-keys.
-            if regrouped.is_empty() {
-                co.extend(a.source.topics.clone().unwrap_or_default());
-            } else {
-                co.extend(regrouped);
+            match a.table_topics() {
+                Some(regrouped) => co.extend(regrouped),
+                None => co.extend(a.source.topics.clone().unwrap_or_default()),
             }
         }
         for topic in co {

@@ -829,6 +829,18 @@ pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
 }
 
 impl AgentSettings {
+    /// The repartition topics of its `group_by` stages, when it has any: the topics its
+    /// tables are co-partitioned with instead of its sources.
+    pub fn table_topics(&self) -> Option<Vec<String>> {
+        let regrouped: Vec<String> = self
+            .stages
+            .iter()
+            .filter(|s| s.kind == "group_by")
+            .map(|s| s.topic.clone())
+            .collect();
+        (!regrouped.is_empty()).then_some(regrouped)
+    }
+
     pub fn function_name<'a>(&'a self, agent: &'a str) -> &'a str {
         self.function.as_deref().unwrap_or(agent)
     }

@@ -146,15 +146,7 @@ impl PreparedAgent {
                         coordinator: env.coordinator.clone(),
                         status: status.clone(),
                         read_committed,
-                        table_topics: {
-                            let regrouped: Vec<String> = settings
-                                .stages
-                                .iter()
-                                .filter(|s| s.kind == "group_by")
-                                .map(|s| s.topic.clone())
-                                .collect();
-                            (!regrouped.is_empty()).then_some(regrouped)
-                        },
+                        table_topics: settings.table_topics(),
                     })
                     .map_err(|e| {
                         anyhow::anyhow!("cannot create the consumer of agent {name}: {e}")

@@ -410,13 +410,7 @@ impl TestDriver {
                         status.clone(),
                         tables.of_agent(name),
                     );
-                    let regrouped: Vec<String> = a
-                        .stages
-                        .iter()
-                        .filter(|s| s.kind == "group_by")
-                        .map(|s| s.topic.clone())
-                        .collect();
-                    intake.table_topics = (!regrouped.is_empty()).then_some(regrouped);
+                    intake.table_topics = a.table_topics();
                     Some(intake)
                 }
             };
@@ -452,13 +446,7 @@ impl TestDriver {
         K: Serialize + ?Sized,
         V: Serialize + ?Sized,
     {
-        let codec_err = |e| codec_error(topic, e);
-        let codecs = self.codecs(topic)?;
-        let key = match key {
-            Some(k) => Some(codecs.key.encode(k).await.map_err(codec_err)?),
-            None => None,
-        };
-        let value = codecs.value.encode(value).await.map_err(codec_err)?;
+        let (key, value) = self.encode(topic, key, value).await?;
         self.send_raw(topic, key.as_deref(), Some(&value))
     }
 
@@ -475,13 +463,7 @@ impl TestDriver {
         K: Serialize + ?Sized,
         V: Serialize + ?Sized,
     {
-        let codec_err = |e| codec_error(topic, e);
-        let codecs = self.codecs(topic)?;
-        let key = match key {
-            Some(k) => Some(codecs.key.encode(k).await.map_err(codec_err)?),
-            None => None,
-        };
-        let value = codecs.value.encode(value).await.map_err(codec_err)?;
+        let (key, value) = self.encode(topic, key, value).await?;
         self.append(
             topic,
             key.as_deref(),
@@ -503,6 +485,21 @@ impl TestDriver {
         K: Serialize + ?Sized,
         V: Serialize + ?Sized,
     {
+        let (key, value) = self.encode(topic, key, value).await?;
+        self.append(topic, key.as_deref(), Some(&value), None, headers)
+    }
+
+    /// Key and value encoded with the codecs the settings give `topic`.
+    async fn encode<K, V>(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: &V,
+    ) -> Result<(Option<Vec<u8>>, Vec<u8>), DriverError>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
         let codec_err = |e| codec_error(topic, e);
         let codecs = self.codecs(topic)?;
         let key = match key {
@@ -510,7 +507,7 @@ impl TestDriver {
             None => None,
         };
         let value = codecs.value.encode(value).await.map_err(codec_err)?;
-        self.append(topic, key.as_deref(), Some(&value), None, headers)
+        Ok((key, value))
     }
 
     /// Writes a record of bytes as they are (malformed input, other producers' formats).
